@@ -1,0 +1,118 @@
+"""The Backend protocol: the only interface through which roomwire talks to an engine.
+
+Guarantees every implementation gives (the conformance suite in tests/backends/conformance
+asserts each one, against a real engine):
+
+* Inbound order: `append_input` assigns each room's inputs strictly increasing offsets in
+  call-completion order; `read_inputs(after=o)` returns inputs with offset > o in that order.
+* Fencing (Promise 4): `acquire_lease` returns an epoch higher than every epoch handed out
+  before for that room; `commit` and `renew_lease` with any other epoch raise
+  StaleLeaseError and change nothing.
+* Atomic commit: a commit's snapshot, events, inbound offset and receipts become visible
+  together or not at all. Events must continue the room sequence: the first event's seq is
+  the last committed seq + 1 (else CommitConflictError, nothing written).
+* Commit before delivery (Promise 1, 2): subscribers get a commit only after it is durable,
+  exactly once, in seq order, via the callback given to `subscribe`.
+* History: `read_events(after=s)` returns committed events with seq > s, in order, as long as
+  they are within the kept window (`history` of the commit's room); older gaps raise
+  HistoryGoneError.
+* Room removal: `delete_room` (or a commit with `ended`) removes the room's registry entry,
+  inputs, history, snapshot and lease; later appends raise RoomNotFoundError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from roomwire.backends.records import Commit, Input, Loaded, OutEvent, Published, RoomRecord
+
+Unsubscribe = Callable[[], None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage and messaging for rooms: registry, inbound log, leases, journal, history, kv."""
+
+    name: str
+
+    async def open(self) -> None:
+        """Connect to the engine; raises BackendUnavailableError when it cannot be reached."""
+
+    async def aclose(self) -> None:
+        """Release connections and tasks; the stored data stays."""
+
+    async def drop_all(self) -> None:
+        """Delete everything stored under this backend's namespace (tests, `roomwire reset`)."""
+
+    # --- registry -----------------------------------------------------------------------------
+
+    async def create_room(self, record: RoomRecord, first_input: Input) -> None:
+        """Register a room and append its first input, atomically; raises SetupError on a duplicate id."""
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        """The room's registry record, or None when it does not exist (or has ended)."""
+
+    async def list_rooms(self, room_type: str | None = None) -> list[RoomRecord]:
+        """Every live room (of one type when given), oldest first."""
+
+    async def delete_room(self, room_id: str) -> None:
+        """Remove the room and everything stored for it; no-op when it does not exist."""
+
+    async def reserve_seat(self, room_id: str, player_id: str, ttl_s: float) -> bool:
+        """Hold a seat for a player for ttl_s seconds; False when players + live reservations
+        already reach max_players (a player already seated or holding a seat always gets True).
+        Raises RoomNotFoundError. A commit with a `joined` receipt for the player releases it."""
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    async def append_input(self, room_id: str, item: Input) -> int:
+        """Append to the room's inbound log and return its offset; RoomNotFoundError if gone."""
+
+    async def read_inputs(
+        self, room_id: str, after: int, limit: int, timeout_s: float
+    ) -> list[tuple[int, Input]]:
+        """Up to `limit` inputs with offset > after; waits up to timeout_s when there are none."""
+
+    def watch_inputs(self, callback: Callable[[str], None]) -> Unsubscribe:
+        """Call `callback(room_id)` after inputs are appended (workers use it to wake rooms)."""
+
+    # --- lease (Promise 4) --------------------------------------------------------------------
+
+    async def acquire_lease(self, room_id: str, owner: str, ttl_s: float) -> int | None:
+        """Take the room's lease if it is free or expired; returns the new, higher epoch or None."""
+
+    async def renew_lease(self, room_id: str, owner: str, epoch: int, ttl_s: float) -> None:
+        """Extend a held lease; raises StaleLeaseError when `epoch` is no longer current."""
+
+    async def release_lease(self, room_id: str, owner: str, epoch: int) -> None:
+        """Give the lease up (no-op if it is no longer ours)."""
+
+    # --- journal ------------------------------------------------------------------------------
+
+    async def load(self, room_id: str) -> Loaded | None:
+        """The room's last commit, or None before its first commit."""
+
+    async def commit(self, room_id: str, epoch: int, commit: Commit, history: int) -> None:
+        """Write one journal step atomically and publish it (see the module docstring).
+
+        `history` is how many events to keep for resume. Raises StaleLeaseError when the epoch
+        is not current, CommitConflictError when the events do not continue the sequence.
+        """
+
+    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
+        """Committed events with seq > after, in order; HistoryGoneError if some were trimmed."""
+
+    def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
+        """Deliver each later commit of the room to `callback` once, in order, after it is durable."""
+
+    # --- key-value for lobby data -------------------------------------------------------------
+
+    async def kv_get(self, key: str) -> bytes | None:
+        """The value stored under key, or None."""
+
+    async def kv_set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Store value under key, expiring after ttl_s seconds when given."""
+
+    async def kv_delete(self, key: str) -> None:
+        """Remove key (no-op when absent)."""

@@ -1,0 +1,78 @@
+"""JSON and MessagePack codecs for frames, with the size limit checked before parsing."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+
+from roomwire.protocol.errors import ProtocolError
+from roomwire.protocol.codes import ErrorCode
+from roomwire.protocol.frames import ClientFrame, ServerFrame
+
+CodecName = Literal["json", "msgpack"]
+
+SUBPROTOCOLS: Final[dict[str, CodecName]] = {
+    "roomwire.v1.json": "json",
+    "roomwire.v1.msgpack": "msgpack",
+}
+DEFAULT_MAX_FRAME_BYTES: Final = 64 * 1024
+
+
+class Codec:
+    """Encodes and decodes frames in one wire format; `is_binary` says which WebSocket opcode."""
+
+    __slots__ = ("_client_dec", "_enc", "_server_dec", "is_binary", "name")
+
+    def __init__(self, name: CodecName) -> None:
+        self.name: CodecName = name
+        self.is_binary = name == "msgpack"
+        if name == "json":
+            self._enc: msgspec.json.Encoder | msgspec.msgpack.Encoder = msgspec.json.Encoder()
+            self._client_dec: Any = msgspec.json.Decoder(ClientFrame)
+            self._server_dec: Any = msgspec.json.Decoder(ServerFrame)
+        elif name == "msgpack":
+            self._enc = msgspec.msgpack.Encoder()
+            self._client_dec = msgspec.msgpack.Decoder(ClientFrame)
+            self._server_dec = msgspec.msgpack.Decoder(ServerFrame)
+        else:
+            raise ValueError(f"unknown codec {name!r}; use 'json' or 'msgpack'")
+
+    def encode(self, frame: ClientFrame | ServerFrame) -> bytes:
+        """Encode one frame."""
+        return self._enc.encode(frame)
+
+    def decode_client(self, data: bytes | str, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> ClientFrame:
+        """Decode a frame sent by a client; raises ProtocolError for anything else."""
+        return _decode(self._client_dec, data, max_bytes)  # type: ignore[no-any-return]  # Decoder[ClientFrame]
+
+    def decode_server(self, data: bytes | str, max_bytes: int = 16 * 1024 * 1024) -> ServerFrame:
+        """Decode a frame sent by a server; raises ProtocolError for anything else."""
+        return _decode(self._server_dec, data, max_bytes)  # type: ignore[no-any-return]  # Decoder[ServerFrame]
+
+
+def _decode(decoder: Any, data: bytes | str, max_bytes: int) -> Any:
+    if len(data) > max_bytes:
+        raise ProtocolError(
+            f"frame of {len(data)} bytes exceeds the limit of {max_bytes} bytes",
+            code=ErrorCode.FRAME_TOO_LARGE,
+        )
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(f"not a valid frame: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"cannot decode frame: {exc}") from exc
+
+
+JSON: Final = Codec("json")
+MSGPACK: Final = Codec("msgpack")
+
+
+def codec_for(name: str) -> Codec:
+    """The shared codec instance for 'json' or 'msgpack'."""
+    if name == "json":
+        return JSON
+    if name == "msgpack":
+        return MSGPACK
+    raise ValueError(f"unknown codec {name!r}; use 'json' or 'msgpack'")

@@ -1,0 +1,143 @@
+"""Wire frames: one frozen msgspec Struct per frame kind, tagged by the field `t`.
+
+The normative description is docs/protocol.md; this module is its executable form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+# JSON and MessagePack values a user may put in message and event data.
+JSONValue = Any
+
+
+class _Frame(msgspec.Struct, frozen=True, tag_field="t", omit_defaults=True):
+    """Base of every frame; `t` is the tag that names the frame kind."""
+
+
+# --- client → server -------------------------------------------------------------------------
+
+
+class Hello(_Frame, tag="hello"):
+    """First frame on a connection: protocol version and an optional client name."""
+
+    v: int = PROTOCOL_VERSION
+    client: str | None = None
+
+
+class Join(_Frame, tag="join"):
+    """Enter a room with a seat token; `since` resumes after that room sequence number."""
+
+    room: str
+    seat: str
+    since: int | None = None
+
+
+class Leave(_Frame, tag="leave"):
+    """Leave a room for good (the room's leave hook runs with reason `left`)."""
+
+    room: str
+
+
+class Msg(_Frame, tag="msg"):
+    """A game message; `id` (strictly increasing per player and room) makes resends idempotent."""
+
+    room: str
+    type: str
+    data: JSONValue = None
+    id: int | None = None
+
+
+class Ping(_Frame, tag="ping"):
+    """Liveness check; the server answers `pong` with the same id."""
+
+    id: int = 0
+
+
+ClientFrame = Hello | Join | Leave | Msg | Ping
+
+
+# --- server → client -------------------------------------------------------------------------
+
+
+class Welcome(_Frame, tag="welcome"):
+    """Answer to `hello`: the negotiated version and the limits of this connection."""
+
+    v: int
+    codec: str
+    heartbeat_s: float
+    max_frame_bytes: int
+    server: str = "roomwire"
+
+
+class Joined(_Frame, tag="joined"):
+    """The join succeeded; events with seq > `seq` follow (after the replay, on resume)."""
+
+    room: str
+    player: str
+    seq: int
+    last_id: int
+    rejoin: str
+    resumed: bool = False
+
+
+class Event(_Frame, tag="event"):
+    """A committed room event with its room sequence number."""
+
+    room: str
+    seq: int
+    type: str
+    data: JSONValue = None
+
+
+class Ack(_Frame, tag="ack"):
+    """The message with this client id was applied and committed (once)."""
+
+    room: str
+    id: int
+    dup: bool = False
+
+
+class Reject(_Frame, tag="reject"):
+    """The message with this client id was refused; nothing of it was applied."""
+
+    room: str
+    id: int
+    code: str
+    message: str
+    ref: str | None = None
+
+
+class Left(_Frame, tag="left"):
+    """This connection is no longer in the room.
+
+    reason: `left` (asked to), `ended` (the room ended; `detail` is the game's reason),
+    `replaced` (the same player joined from another connection), `removed` (the game removed
+    the player, or the reconnect grace ran out).
+    """
+
+    room: str
+    reason: str
+    detail: str | None = None
+
+
+class Error(_Frame, tag="error"):
+    """A request failed; `room` is set when it concerns one room, `ref` is a log reference."""
+
+    code: str
+    message: str
+    room: str | None = None
+    ref: str | None = None
+
+
+class Pong(_Frame, tag="pong"):
+    """Answer to `ping`."""
+
+    id: int = 0
+
+
+ServerFrame = Welcome | Joined | Event | Ack | Reject | Left | Error | Pong
