@@ -18,14 +18,14 @@ LeaveReason = Literal["left", "disconnected", "timed_out", "kicked"]
 # --- inbound: what gateways append, in arrival order ------------------------------------------
 
 
-class CreateInput(msgspec.Struct, frozen=True, tag="create", array_like=True):
+class CreateInput(msgspec.Struct, frozen=True, tag_field="k", tag="create", array_like=True):
     """First input of every room: run the create hook with these options."""
 
     options: dict[str, Any]
     at: float
 
 
-class JoinInput(msgspec.Struct, frozen=True, tag="join", array_like=True):
+class JoinInput(msgspec.Struct, frozen=True, tag_field="k", tag="join", array_like=True):
     """A player (identified by a verified seat) asks to enter; `ref` correlates the receipt."""
 
     player: str
@@ -34,7 +34,7 @@ class JoinInput(msgspec.Struct, frozen=True, tag="join", array_like=True):
     at: float
 
 
-class LeaveInput(msgspec.Struct, frozen=True, tag="leave", array_like=True):
+class LeaveInput(msgspec.Struct, frozen=True, tag_field="k", tag="leave", array_like=True):
     """A player left for good (`left`), or timed out."""
 
     player: str
@@ -42,14 +42,14 @@ class LeaveInput(msgspec.Struct, frozen=True, tag="leave", array_like=True):
     at: float
 
 
-class DisconnectInput(msgspec.Struct, frozen=True, tag="disconnect", array_like=True):
+class DisconnectInput(msgspec.Struct, frozen=True, tag_field="k", tag="disconnect", array_like=True):
     """A player's connection dropped; the room keeps the seat for the reconnect grace period."""
 
     player: str
     at: float
 
 
-class MessageInput(msgspec.Struct, frozen=True, tag="msg", array_like=True):
+class MessageInput(msgspec.Struct, frozen=True, tag_field="k", tag="msg", array_like=True):
     """A game message from a player; `id` is the client message id (None: fire and forget)."""
 
     player: str
