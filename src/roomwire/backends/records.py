@@ -96,7 +96,9 @@ class Receipt(msgspec.Struct, frozen=True, array_like=True):
     ref: str = ""
     code: str = ""
     message: str = ""
-    last_id: int = 0
+    last_id: int = 0  # joined: the last applied client message id of the player
+    seq: int = 0  # joined: the room seq before the join step; events after it are the player's
+    log_ref: str = ""  # reject with code internal: the reference id in the server log
 
 
 class Commit(msgspec.Struct, frozen=True):

@@ -6,8 +6,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from roomwire.protocol.errors import ProtocolError
 from roomwire.protocol.codes import ErrorCode
+from roomwire.protocol.errors import ProtocolError
 from roomwire.protocol.frames import ClientFrame, ServerFrame
 
 CodecName = Literal["json", "msgpack"]
@@ -41,6 +41,11 @@ class Codec:
     def encode(self, frame: ClientFrame | ServerFrame) -> bytes:
         """Encode one frame."""
         return self._enc.encode(frame)
+
+    def encode_wire(self, frame: ClientFrame | ServerFrame) -> bytes | str:
+        """Encode one frame as a WebSocket payload: str (text frame) for JSON, bytes for MessagePack."""
+        data = self._enc.encode(frame)
+        return data if self.is_binary else data.decode()
 
     def decode_client(self, data: bytes | str, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> ClientFrame:
         """Decode a frame sent by a client; raises ProtocolError for anything else."""

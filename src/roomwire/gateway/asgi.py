@@ -1,0 +1,438 @@
+"""Gateway: one ASGI application serving the lobby (HTTP) and client connections (WebSocket)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from roomwire.backends.base import Backend
+from roomwire.backends.records import DisconnectInput, JoinInput, LeaveInput, MessageInput
+from roomwire.errors import (
+    MessageTooLargeError,
+    NotJoinedError,
+    RateLimitedError,
+    RoomClosedError,
+    RoomNotFoundError,
+    RoomwireError,
+)
+from roomwire.gateway.auth import TokenSigner
+from roomwire.gateway.connection import Connection
+from roomwire.gateway.errors import error_code, error_frame
+from roomwire.gateway.fanout import Member, PendingJoin, RoomFanout
+from roomwire.gateway.lobby import WS_PATH, Authenticator, Lobby
+from roomwire.protocol.codec import SUBPROTOCOLS, codec_for
+from roomwire.protocol.codes import CloseCode, ErrorCode
+from roomwire.protocol.errors import ProtocolError
+from roomwire.protocol.frames import (
+    PROTOCOL_VERSION,
+    Error,
+    Hello,
+    Join,
+    Leave,
+    Left,
+    Msg,
+    Ping,
+    Pong,
+    Reject,
+    Welcome,
+)
+from roomwire.runtime.roomtype import RoomType
+from roomwire.runtime.worker import Worker
+
+log = logging.getLogger("roomwire.gateway")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+HARD_MAX_FRAME_BYTES = 1024 * 1024  # above this the server closes (1009) instead of answering
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Connection limits of a gateway; see docs/protocol.md for what clients are told."""
+
+    heartbeat_s: float = 15.0
+    handshake_timeout_s: float = 10.0
+    max_frame_bytes: int = 64 * 1024
+    max_queue_frames: int = 2048
+    max_queue_bytes: int = 8 * 1024 * 1024
+    allowed_origins: tuple[str, ...] | None = None
+    join_timeout_s: float = 10.0
+    max_protocol_errors: int = 10
+    rejoin_ttl_s: float = 6 * 3600.0
+
+
+class Limiter:
+    """Token bucket per player and room: `rate` per second, bursts of two seconds' worth."""
+
+    __slots__ = ("burst", "rate", "stamp", "strikes", "tokens")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, 2 * rate)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+        self.strikes = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.strikes = 0
+            return True
+        self.strikes += 1
+        return False
+
+
+class Gateway:
+    """Serves lobby routes and WebSocket clients; optionally runs a worker in the same process."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        room_types: Mapping[str, RoomType],
+        signer: TokenSigner,
+        authenticate: Authenticator,
+        routes: Sequence[BaseRoute] = (),
+        guests: bool = True,
+        settings: GatewaySettings | None = None,
+        run_worker: bool = True,
+        serve_clients: bool = True,
+        worker_id: str | None = None,
+        lease_ttl_s: float = 2.0,
+        code_version: str = "",
+    ) -> None:
+        self.backend = backend
+        self.room_types = room_types
+        self.signer = signer
+        self.settings = settings or GatewaySettings()
+        self.code_version = code_version
+        self.lobby = Lobby(
+            backend, room_types, signer, authenticate, guests=guests, code_version=code_version
+        )
+        self.http = Starlette(routes=[*self.lobby.routes(), *routes])
+        self.worker = (
+            Worker(
+                room_types, backend, worker_id=worker_id, lease_ttl_s=lease_ttl_s, code_version=code_version
+            )
+            if run_worker
+            else None
+        )
+        self.serve_clients = serve_clients
+        self._fanouts: dict[str, RoomFanout] = {}
+        self._conns: dict[int, Connection] = {}
+        self._ids = itertools.count(1)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._started = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the backend and start the worker and the heartbeat sweeper."""
+        if self._started:
+            return
+        self._started = True
+        await self.backend.open()
+        if self.worker is not None:
+            await self.worker.start()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="roomwire-sweeper")
+
+    async def aclose(self) -> None:
+        """Close every client (1001: resume elsewhere), stop the worker, close the backend."""
+        if not self._started:
+            return
+        self._started = False
+        for conn in list(self._conns.values()):
+            conn.close(CloseCode.GOING_AWAY, "server shutting down")
+        writers = [c.writer for c in self._conns.values() if c.writer is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=2.0)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self.worker is not None:
+            await self.worker.aclose()
+        for fan in list(self._fanouts.values()):
+            fan.close()
+        self._fanouts.clear()
+        await self.backend.aclose()
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections."""
+        return len(self._conns)
+
+    # --- ASGI -----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if path == WS_PATH and self.serve_clients:
+                await self._websocket(scope, receive, send)
+                return
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:  # reported to the server, which refuses to start
+                    log.exception("roomwire failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- connections ----------------------------------------------------------------------------
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        settings = self.settings
+        if settings.allowed_origins is not None:
+            origin = _header(scope, b"origin")
+            if origin not in settings.allowed_origins:
+                log.info("refused a connection from origin %r", origin)
+                await send(
+                    {"type": "websocket.close", "code": CloseCode.POLICY, "reason": "origin not allowed"}
+                )
+                return
+        offered: list[str] = list(scope.get("subprotocols") or [])
+        chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
+        if offered and chosen is None:
+            await send(
+                {"type": "websocket.close", "code": CloseCode.POLICY, "reason": "unsupported subprotocol"}
+            )
+            return
+        codec = codec_for(SUBPROTOCOLS[chosen] if chosen else "json")
+        await send({"type": "websocket.accept", "subprotocol": chosen})
+        conn = Connection(
+            next(self._ids),
+            codec,
+            send,
+            max_queue_frames=settings.max_queue_frames,
+            max_queue_bytes=settings.max_queue_bytes,
+        )
+        conn.start_writer()
+        self._conns[conn.id] = conn
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.receive":
+                    data = message.get("text")
+                    if data is None:
+                        data = message.get("bytes") or b""
+                    conn.last_seen = time.monotonic()
+                    if not conn.is_closed:
+                        await self._on_frame(conn, data)
+                elif message["type"] == "websocket.disconnect":
+                    break
+        finally:
+            del self._conns[conn.id]
+            await self._on_disconnect(conn)
+
+    async def _on_frame(self, conn: Connection, data: str | bytes) -> None:
+        settings = self.settings
+        try:
+            if isinstance(data, str) and conn.codec.is_binary:
+                data = data.encode()
+            frame = conn.codec.decode_client(data, settings.max_frame_bytes)
+        except ProtocolError as exc:
+            conn.errors_in_row += 1
+            conn.send_frame(error_frame(exc))
+            if len(data) > HARD_MAX_FRAME_BYTES:
+                conn.close(CloseCode.TOO_BIG, "frame too large")
+            elif conn.errors_in_row >= settings.max_protocol_errors:
+                conn.close(CloseCode.PROTOCOL, "too many protocol errors")
+            return
+        conn.errors_in_row = 0
+        try:
+            if type(frame) is Msg and conn.is_ready:
+                await self._on_msg(conn, frame, len(data))
+            elif type(frame) is Ping:
+                conn.send_frame(Pong(frame.id))
+            elif not conn.is_ready:
+                if type(frame) is Hello:
+                    self._on_hello(conn, frame)
+                else:
+                    raise ProtocolError("send hello first", code=ErrorCode.NOT_READY)
+            elif type(frame) is Join:
+                await self._on_join(conn, frame)
+            elif type(frame) is Leave:
+                await self._on_leave(conn, frame)
+            else:
+                raise ProtocolError("hello was already received")
+        except RoomwireError as exc:
+            room = getattr(frame, "room", None)
+            msg_id = frame.id if type(frame) is Msg else None
+            if msg_id is not None and room is not None:
+                code, message, ref = error_code(exc)
+                conn.send_frame(Reject(room, msg_id, code, message, ref))
+            else:
+                conn.send_frame(error_frame(exc, room))
+
+    def _on_hello(self, conn: Connection, frame: Hello) -> None:
+        if frame.v != PROTOCOL_VERSION:
+            conn.send_frame(
+                error_frame(
+                    ProtocolError(
+                        f"protocol version {frame.v} is not supported; this server speaks {PROTOCOL_VERSION}",
+                        code=ErrorCode.UNSUPPORTED_VERSION,
+                    )
+                )
+            )
+            conn.close(CloseCode.PROTOCOL, "unsupported protocol version")
+            return
+        conn.is_ready = True
+        conn.send_frame(
+            Welcome(
+                PROTOCOL_VERSION, conn.codec.name, self.settings.heartbeat_s, self.settings.max_frame_bytes
+            )
+        )
+
+    async def _on_msg(self, conn: Connection, frame: Msg, size: int) -> None:
+        member = conn.rooms.get(frame.room)
+        if member is None:
+            raise NotJoinedError(f"join room {frame.room!r} before sending to it")
+        if size > member.max_bytes:
+            raise MessageTooLargeError(
+                f"message of {size} bytes exceeds this room's limit of {member.max_bytes}"
+            )
+        limiter = member.limiter
+        if limiter is not None and not limiter.take():
+            if limiter.strikes > 4 * limiter.burst:
+                conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
+            raise RateLimitedError(f"over the rate limit of {limiter.rate:g} messages per second")
+        if frame.id is not None and frame.id <= 0:
+            raise ProtocolError("message id must be a positive integer")
+        try:
+            await self.backend.append_input(
+                frame.room, MessageInput(member.player, frame.type, frame.data, frame.id, time.time())
+            )
+        except RoomNotFoundError as exc:
+            raise RoomClosedError("the room has ended") from exc
+
+    async def _on_join(self, conn: Connection, frame: Join) -> None:
+        seat = self.signer.verify_seat(frame.seat, frame.room)
+        if frame.room in conn.rooms:
+            raise ProtocolError(f"already in room {frame.room!r} on this connection")
+        record = await self.backend.get_room(frame.room)
+        if record is None:
+            raise RoomNotFoundError(f"no room {frame.room!r} (it may have ended)")
+        room_type = self.room_types.get(record.type)
+        if room_type is None:
+            raise RoomNotFoundError(f"room type {record.type!r} is not served here")
+        if frame.since is not None:
+            await self.backend.read_events(frame.room, frame.since)  # HistoryGoneError before joining
+        fan = self._fanout(frame.room)
+        ref = secrets.token_hex(8)
+        rejoin = self.signer.issue_seat(frame.room, seat.player_id, seat.claims, self.settings.rejoin_ttl_s)
+        pending = PendingJoin(conn, seat.player_id, frame.since, rejoin)
+        fan.pending[ref] = pending
+        try:
+            await self.backend.append_input(
+                frame.room, JoinInput(seat.player_id, seat.claims, ref, time.time())
+            )
+            receipt = await asyncio.wait_for(asyncio.shield(pending.outcome), self.settings.join_timeout_s)
+        except TimeoutError as exc:
+            raise RoomwireError("the room did not answer the join in time") from exc
+        except RoomNotFoundError as exc:
+            raise RoomClosedError("the room has ended") from exc
+        finally:
+            if fan.pending.pop(ref, None) is not None and not fan.members:
+                self._drop_fanout(fan)
+        if receipt.kind == "refused":
+            conn.send_frame(Error(receipt.code, receipt.message, frame.room))
+            return
+        member = conn.rooms.get(frame.room)
+        if member is not None:
+            member.max_bytes = room_type.policy.max_message_bytes
+            rate = room_type.policy.rate_limit
+            member.limiter = Limiter(rate) if rate is not None else None
+
+    async def _on_leave(self, conn: Connection, frame: Leave) -> None:
+        member = conn.rooms.pop(frame.room, None)
+        if member is None:
+            raise NotJoinedError(f"not in room {frame.room!r}")
+        fan = self._fanouts.get(frame.room)
+        if fan is not None:
+            fan.remove(member)
+        conn.send_frame(Left(frame.room, "left"))
+        with contextlib.suppress(RoomNotFoundError):
+            await self.backend.append_input(frame.room, LeaveInput(member.player, "left", time.time()))
+
+    async def _on_disconnect(self, conn: Connection) -> None:
+        await conn.aclose_writer()
+        for room_id, member in list(conn.rooms.items()):
+            fan = self._fanouts.get(room_id)
+            if fan is not None and fan.remove(member):
+                try:
+                    await self.backend.append_input(room_id, DisconnectInput(member.player, time.time()))
+                except RoomwireError as exc:
+                    log.debug("room %s: disconnect of %s not recorded: %s", room_id, member.player, exc)
+        conn.rooms.clear()
+
+    # --- fan-out registry -----------------------------------------------------------------------
+
+    def _fanout(self, room_id: str) -> RoomFanout:
+        fan = self._fanouts.get(room_id)
+        if fan is None or fan.ended:
+            fan = self._fanouts[room_id] = RoomFanout(room_id, self.backend, self._drop_fanout)
+        return fan
+
+    def _drop_fanout(self, fan: RoomFanout) -> None:
+        if self._fanouts.get(fan.room_id) is fan:
+            del self._fanouts[fan.room_id]
+        fan.close()
+
+    async def _sweep_forever(self) -> None:
+        """Close connections that never said hello, or went silent past two heartbeats."""
+        settings = self.settings
+        interval = min(1.0, settings.heartbeat_s / 4)
+        while True:
+            await asyncio.sleep(interval)  # a periodic sweep is cheaper than a timer per frame
+            now = time.monotonic()
+            for conn in list(self._conns.values()):
+                if not conn.is_ready and now - conn.opened_at > settings.handshake_timeout_s:
+                    conn.close(CloseCode.HANDSHAKE_TIMEOUT, "no hello in time")
+                elif now - conn.last_seen > 2 * settings.heartbeat_s:
+                    conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+__all__ = ["Gateway", "GatewaySettings", "Member"]

@@ -1,0 +1,85 @@
+"""Identity tokens and seat reservations: signed JWTs (HS256) issued and verified by the gateway."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import msgspec
+
+from roomwire.errors import ForbiddenError, UnauthorizedError
+
+_ALGORITHM = "HS256"
+
+
+class Identity(msgspec.Struct, frozen=True):
+    """Who a request or connection is: a player id and the claims the app attached to it."""
+
+    player_id: str
+    claims: dict[str, Any] = {}
+
+
+class Seat(msgspec.Struct, frozen=True):
+    """Permission for one player to enter one room, until `expires_at`."""
+
+    room: str
+    player_id: str
+    claims: dict[str, Any]
+    expires_at: float
+
+
+class TokenSigner:
+    """Issues and verifies identity tokens and seats with one secret."""
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < 16:
+            raise ValueError("the token secret must be at least 16 characters")
+        self._secret = secret
+
+    def issue_token(
+        self, player_id: str, claims: dict[str, Any] | None = None, ttl_s: float = 86400.0
+    ) -> str:
+        """A bearer token for the lobby: identifies `player_id` for ttl_s seconds."""
+        if not player_id or not isinstance(player_id, str):
+            raise ValueError(f"player_id must be a non-empty string, got {player_id!r}")
+        payload = {"sub": player_id, "kind": "id", "claims": claims or {}, "exp": int(time.time() + ttl_s)}
+        return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
+
+    def verify_token(self, token: str) -> Identity:
+        """The identity in a bearer token; raises UnauthorizedError when invalid or expired."""
+        payload = self._decode(token, "id", "token")
+        return Identity(payload["sub"], payload.get("claims") or {})
+
+    def issue_seat(self, room: str, player_id: str, claims: dict[str, Any], ttl_s: float) -> str:
+        """A seat: lets `player_id` join `room` within ttl_s seconds."""
+        payload = {
+            "sub": player_id,
+            "kind": "seat",
+            "room": room,
+            "claims": claims,
+            "exp": int(time.time() + ttl_s),
+        }
+        return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
+
+    def verify_seat(self, token: str, room: str) -> Seat:
+        """The seat in a token for `room`: ForbiddenError if for another room."""
+        payload = self._decode(token, "seat", "seat")
+        if payload.get("room") != room:
+            raise ForbiddenError("this seat is for another room")
+        return Seat(payload["room"], payload["sub"], payload.get("claims") or {}, float(payload["exp"]))
+
+    def _decode(self, token: str, kind: str, what: str) -> dict[str, Any]:
+        if not isinstance(token, str) or not token:
+            raise UnauthorizedError(f"missing {what}")
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token, self._secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub"]}
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthorizedError(f"the {what} has expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise UnauthorizedError(f"invalid {what}") from exc
+        if payload.get("kind") != kind:
+            raise UnauthorizedError(f"not a {what}")
+        return payload

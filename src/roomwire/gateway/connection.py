@@ -1,0 +1,141 @@
+"""Connection: one client WebSocket over raw ASGI, with a bounded send queue and one writer task.
+
+States: handshaking (until `hello`) → ready → closing → closed. Frames other than `hello`
+before ready get `not_ready`; a full send queue closes the connection (slow consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from roomwire.protocol.codec import Codec
+from roomwire.protocol.codes import CloseCode
+from roomwire.protocol.frames import ServerFrame
+
+if TYPE_CHECKING:
+    from roomwire.gateway.fanout import Member
+
+log = logging.getLogger("roomwire.gateway")
+
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Connection:
+    """A client connection: what the gateway knows about it and how to write to it."""
+
+    __slots__ = (
+        "_closed",
+        "_queue",
+        "_queued_bytes",
+        "_send",
+        "_wakeup",
+        "close_code",
+        "close_reason",
+        "codec",
+        "errors_in_row",
+        "id",
+        "is_ready",
+        "last_seen",
+        "max_queue_bytes",
+        "max_queue_frames",
+        "opened_at",
+        "rooms",
+        "writer",
+    )
+
+    def __init__(
+        self, conn_id: int, codec: Codec, send: ASGISend, *, max_queue_frames: int, max_queue_bytes: int
+    ) -> None:
+        self.id = conn_id
+        self.codec = codec
+        self._send = send
+        self._queue: collections.deque[bytes | str] = collections.deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self.max_queue_frames = max_queue_frames
+        self.max_queue_bytes = max_queue_bytes
+        self.is_ready = False
+        self.opened_at = self.last_seen = time.monotonic()
+        self.errors_in_row = 0
+        self.rooms: dict[str, Member] = {}
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.writer: asyncio.Task[None] | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        """True once a close was requested or the peer went away."""
+        return self._closed
+
+    def send_frame(self, frame: ServerFrame) -> None:
+        """Encode and queue one frame."""
+        self.send_wire(self.codec.encode_wire(frame))
+
+    def send_wire(self, data: bytes | str) -> None:
+        """Queue an encoded payload (a broadcast is encoded once for all connections of a codec)."""
+        if self._closed:
+            return
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        if len(self._queue) > self.max_queue_frames or self._queued_bytes > self.max_queue_bytes:
+            # Promise 7 / bounded memory: a client that cannot keep up is dropped; it resumes on reconnect.
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: send queue full")
+            return
+        self._wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame after what is queued (or at once for a slow consumer)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.close_code = code
+        self.close_reason = reason
+        self._wakeup.set()
+
+    def start_writer(self) -> None:
+        """Start the task that drains the send queue to the socket."""
+        self.writer = asyncio.create_task(self._write_forever(), name=f"roomwire-conn-{self.id}-writer")
+
+    async def _write_forever(self) -> None:
+        send = self._send
+        queue = self._queue
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while queue:
+                    data = queue.popleft()
+                    self._queued_bytes -= len(data)
+                    if isinstance(data, str):
+                        await send({"type": "websocket.send", "text": data})
+                    else:
+                        await send({"type": "websocket.send", "bytes": data})
+                if self._closed:
+                    await send(
+                        {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+                    )
+                    return
+        except OSError:
+            # The peer went away mid-write: the receive loop sees the disconnect and cleans up.
+            self._closed = True
+        except RuntimeError as exc:
+            # uvicorn raises this when sending after the socket closed; same meaning as above.
+            log.debug("connection %d: send after close: %s", self.id, exc)
+            self._closed = True
+
+    async def aclose_writer(self) -> None:
+        """Stop the writer task (the socket is gone)."""
+        self._closed = True
+        if self.writer is not None and not self.writer.done():
+            self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.writer

@@ -1,0 +1,219 @@
+"""Built-in lobby routes: guest login, list rooms, create, join-or-create, seats for a room."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from roomwire.backends.base import Backend
+from roomwire.backends.records import CreateInput, RoomRecord
+from roomwire.errors import ProtocolError, RoomFullError, RoomNotFoundError, RoomwireError, UnauthorizedError
+from roomwire.gateway.auth import Identity, TokenSigner
+from roomwire.gateway.errors import error_response
+from roomwire.runtime.roomtype import RoomType
+
+Authenticator = Callable[[Request], Awaitable[Identity | None]]
+WS_PATH = "/ws"
+_T = TypeVar("_T")
+
+
+class _CreateBody(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    options: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    private: bool = False
+
+
+class _JoinOrCreateBody(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    filters: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+
+
+class _GuestBody(msgspec.Struct):
+    name: str | None = None
+
+
+class Lobby:
+    """The lobby's HTTP endpoints over one backend."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        room_types: Mapping[str, RoomType],
+        signer: TokenSigner,
+        authenticate: Authenticator,
+        *,
+        guests: bool,
+        code_version: str,
+    ) -> None:
+        self.backend = backend
+        self.room_types = room_types
+        self.signer = signer
+        self.authenticate = authenticate
+        self.guests = guests
+        self.code_version = code_version
+
+    def routes(self) -> list[Route]:
+        """Starlette routes of the lobby."""
+        routes = [
+            Route("/rooms", self._guard(self.list_rooms), methods=["GET"]),
+            Route("/rooms", self._guard(self.create), methods=["POST"]),
+            Route("/rooms/join-or-create", self._guard(self.join_or_create), methods=["POST"]),
+            Route("/rooms/{room_id}/seats", self._guard(self.seat), methods=["POST"]),
+        ]
+        if self.guests:
+            routes.append(Route("/auth/guest", self._guard(self.guest), methods=["POST"]))
+        return routes
+
+    def _guard(
+        self, fn: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except RoomwireError as exc:
+                return error_response(exc)
+
+        endpoint.__name__ = fn.__name__
+        return endpoint
+
+    async def _identity(self, request: Request) -> Identity:
+        identity = await self.authenticate(request)
+        if identity is None:
+            raise UnauthorizedError("sign in first: send Authorization: Bearer <token>")
+        return identity
+
+    async def guest(self, request: Request) -> Response:
+        """POST /auth/guest: a token for a new guest player."""
+        body = await _body(request, _GuestBody, allow_empty=True)
+        player = f"g-{secrets.token_hex(6)}"
+        name = (body.name or player)[:64]
+        token = self.signer.issue_token(player, {"name": name, "guest": True})
+        return JSONResponse({"player": player, "token": token})
+
+    async def list_rooms(self, request: Request) -> Response:
+        """GET /rooms?type=T&meta.K=V: public rooms, oldest first."""
+        await self._identity(request)
+        room_type = request.query_params.get("type")
+        filters = {k[5:]: v for k, v in request.query_params.items() if k.startswith("meta.")}
+        rooms = [
+            _public(r)
+            for r in await self.backend.list_rooms(room_type)
+            if not r.private and all(str(r.meta.get(k)) == v for k, v in filters.items())
+        ]
+        return JSONResponse({"rooms": rooms})
+
+    async def create(self, request: Request) -> Response:
+        """POST /rooms: create a room and hold a seat in it for the caller."""
+        identity = await self._identity(request)
+        body = await _body(request, _CreateBody)
+        record = await self._create_room(body.type, body.options, body.meta, body.private)
+        return JSONResponse(await self._seat(record, identity), status_code=201)
+
+    async def join_or_create(self, request: Request) -> Response:
+        """POST /rooms/join-or-create: a seat in the oldest matching public room with space, or a new one."""
+        identity = await self._identity(request)
+        body = await _body(request, _JoinOrCreateBody)
+        self._room_type(body.type)
+        for record in await self.backend.list_rooms(body.type):
+            if record.private or record.players + record.reserved >= record.max_players:
+                continue
+            if any(record.meta.get(k) != v for k, v in body.filters.items()):
+                continue
+            try:
+                answer = await self._seat(record, identity)
+            except (RoomFullError, RoomNotFoundError):
+                continue  # filled or ended since it was listed: try the next one
+            return JSONResponse({**answer, "created": False})
+        record = await self._create_room(body.type, body.options, {**body.filters, **body.meta}, False)
+        return JSONResponse({**await self._seat(record, identity), "created": True})
+
+    async def seat(self, request: Request) -> Response:
+        """POST /rooms/{room_id}/seats: a seat in one given room."""
+        identity = await self._identity(request)
+        room_id = request.path_params["room_id"]
+        record = await self.backend.get_room(room_id)
+        if record is None:
+            raise RoomNotFoundError(f"no room {room_id!r}")
+        return JSONResponse(await self._seat(record, identity))
+
+    def _room_type(self, name: str) -> RoomType:
+        room_type = self.room_types.get(name)
+        if room_type is None:
+            raise RoomNotFoundError(
+                f"no room type {name!r}; known types: {', '.join(sorted(self.room_types))}"
+            )
+        return room_type
+
+    async def _create_room(
+        self, type_name: str, options: dict[str, Any], meta: dict[str, Any], private: bool
+    ) -> RoomRecord:
+        room_type = self._room_type(type_name)
+        now = time.time()
+        record = RoomRecord(
+            id=secrets.token_urlsafe(9),
+            type=type_name,
+            max_players=room_type.policy.max_players,
+            meta=meta,
+            private=private,
+            created_at=now,
+            code_version=self.code_version,
+        )
+        await self.backend.create_room(record, CreateInput(options, now))
+        return record
+
+    async def _seat(self, record: RoomRecord, identity: Identity) -> dict[str, Any]:
+        policy = self._room_type(record.type).policy
+        if not await self.backend.reserve_seat(record.id, identity.player_id, policy.seat_ttl_s):
+            raise RoomFullError(f"room {record.id!r} is full")
+        seat = self.signer.issue_seat(record.id, identity.player_id, identity.claims, policy.seat_ttl_s)
+        return {
+            "room": record.id,
+            "type": record.type,
+            "player": identity.player_id,
+            "seat": seat,
+            "ws": WS_PATH,
+        }
+
+
+def _public(record: RoomRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "type": record.type,
+        "players": record.players,
+        "max_players": record.max_players,
+        "meta": record.meta,
+        "created_at": record.created_at,
+    }
+
+
+async def _body(request: Request, schema: type[_T], *, allow_empty: bool = False) -> _T:
+    raw = await request.body()
+    if not raw and allow_empty:
+        raw = b"{}"
+    try:
+        return msgspec.json.decode(raw, type=schema)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise ProtocolError(f"invalid request body: {exc}") from exc
+
+
+def bearer_authenticator(signer: TokenSigner) -> Authenticator:
+    """The default identity check: `Authorization: Bearer <token from app.issue_token>`."""
+
+    async def authenticate(request: Request) -> Identity | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return signer.verify_token(token.strip())
+
+    return authenticate

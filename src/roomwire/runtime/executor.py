@@ -1,0 +1,134 @@
+"""RoomExecutor: the I/O loop of one room held by this worker: read inputs, step, commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from roomwire.backends.base import Backend
+from roomwire.backends.records import Commit, Loaded
+from roomwire.errors import BackendUnavailableError, RoomNotFoundError, StaleLeaseError
+from roomwire.runtime.machine import RoomMachine
+from roomwire.runtime.roomtype import RoomType
+
+log = logging.getLogger("roomwire.executor")
+
+BATCH = 64  # inputs handled per commit at most: bounds commit size and latency under load
+_COMMIT_RETRIES = 5
+
+
+class RoomExecutor:
+    """Runs one room while this worker holds its lease; returns when it ends, hibernates or is stopped.
+
+    States: running → (hibernating | ended | lost | stopped). `stop()` lets the current batch
+    commit first; losing the lease (StaleLeaseError) drops uncommitted effects at once.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        room_type: RoomType,
+        room_id: str,
+        epoch: int,
+        loaded: Loaded | None,
+        clock: Callable[[], float],
+        code_version: str = "",
+    ) -> None:
+        self.backend = backend
+        self.room_type = room_type
+        self.room_id = room_id
+        self.epoch = epoch
+        self.clock = clock
+        self.machine = RoomMachine(
+            room_type, room_id, clock, loaded.snapshot if loaded else None, code_version
+        )
+        self.offset = loaded.inbound_offset if loaded else 0
+        self._committed = self.machine.checkpoint
+        self._committed_offset = self.offset
+        self._stopping = False
+        self._reading = False
+        self.outcome = "running"
+
+    def stop(self, task: asyncio.Task[None]) -> None:
+        """Ask the loop to finish: interrupt an idle wait, or stop after the current batch."""
+        self._stopping = True
+        if self._reading:
+            task.cancel()
+
+    async def run(self) -> str:
+        """Drive the room; returns why it stopped: ended, hibernated, lost, stopped or gone."""
+        policy = self.room_type.policy
+        idle_since = self.clock()
+        try:
+            while not self._stopping:
+                now = self.clock()
+                due = self.machine.next_due()
+                wait = 3600.0 if due is None else max(0.0, due - now)
+                if self.machine.is_idle():
+                    until_idle = idle_since + policy.idle_timeout_s - now
+                    if until_idle <= 0:
+                        self.outcome = "hibernated"
+                        break
+                    wait = min(wait, until_idle)
+                else:
+                    idle_since = now
+                self._reading = True
+                try:
+                    items = await self.backend.read_inputs(self.room_id, self.offset, BATCH, wait)
+                finally:
+                    self._reading = False
+                for offset, item in items:
+                    await self.machine.apply(item)
+                    self.offset = offset
+                    if self.machine.ended is not None:
+                        break  # inputs after the end are refused by the next incarnation: the room is gone
+                await self.machine.fire_due()
+                await self._commit()
+                if self.machine.ended is not None:
+                    self.outcome = "ended"
+                    break
+                if items:
+                    idle_since = self.clock()
+            else:
+                self.outcome = "stopped"
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            self.outcome = "stopped"
+        except StaleLeaseError:
+            # Promise 4: another worker holds the room now; our uncommitted effects never happened.
+            log.warning("room %s: lease epoch %d is stale; dropping the room", self.room_id, self.epoch)
+            self.outcome = "lost"
+        except RoomNotFoundError:
+            log.info("room %s was removed while running", self.room_id)
+            self.outcome = "gone"
+        return self.outcome
+
+    async def _commit(self) -> None:
+        events, receipts = self.machine.take_output()
+        checkpoint = self.machine.checkpoint
+        unchanged = checkpoint is self._committed and self.offset == self._committed_offset
+        if unchanged and not events and not receipts and self.machine.ended is None:
+            return
+        commit = Commit(
+            snapshot=checkpoint,
+            inbound_offset=self.offset,
+            events=tuple(events),
+            receipts=tuple(receipts),
+            ended=self.machine.ended,
+            players=len(self.machine.snapshot.players),
+        )
+        delay = 0.05
+        for attempt in range(_COMMIT_RETRIES):
+            try:
+                await self.backend.commit(self.room_id, self.epoch, commit, self.room_type.policy.history)
+                break
+            except BackendUnavailableError:
+                if attempt == _COMMIT_RETRIES - 1:
+                    raise
+                log.warning("room %s: commit failed (engine unavailable), retrying", self.room_id)
+                await asyncio.sleep(delay)  # back off before retrying the same commit
+                delay *= 2
+        self._committed = checkpoint
+        self._committed_offset = self.offset
