@@ -1,0 +1,123 @@
+/**
+ * Resume bookkeeping of one room, free of I/O: the last event seq seen, message ids, and the
+ * messages not yet acknowledged.
+ *
+ * Promise 1 (per-room order) and promise 2 (exactly-once effect) seen from the client:
+ * - an event is delivered only if its seq is above every seq delivered before (replays after a
+ *   resume may repeat events; gaps are events addressed to other players);
+ * - every message gets an id one above the last; after a reconnect `joined.last_id` says which
+ *   pending ids the room applied (they count as acknowledged) and the others are resent with the
+ *   same ids, in order.
+ */
+
+import type { JSONValue } from "./frames.js";
+
+/** A message sent with an id and not yet acknowledged or rejected. */
+export interface PendingMessage<W> {
+  /** Client message id. */
+  readonly id: number;
+  /** Message type. */
+  readonly type: string;
+  /** Message data. */
+  readonly data: JSONValue;
+  /** What the sender waits with (a promise's callbacks), opaque to the tracker. */
+  readonly waiter: W;
+}
+
+/** What a `joined` frame settles: messages the room applied, and those to send again. */
+export interface JoinOutcome<W> {
+  /** Pending messages with id <= last_id: applied before the connection dropped. */
+  readonly applied: PendingMessage<W>[];
+  /** Pending messages with id > last_id, in id order: send them again with the same ids. */
+  readonly resend: PendingMessage<W>[];
+}
+
+/** The resume state of one room for one player. */
+export class RoomTracker<W = undefined> {
+  private seq: number | null;
+  private next = 1;
+  // A Map iterates in insertion order, and ids are inserted in increasing order.
+  private readonly pending = new Map<number, PendingMessage<W>>();
+
+  /** `since`: resume after this seq (a stored position, e.g. across a page reload). */
+  constructor(since?: number) {
+    this.seq = since ?? null;
+  }
+
+  /** Seq of the last event delivered (or of the join point); null before the first join. */
+  get lastSeq(): number | null {
+    return this.seq;
+  }
+
+  /** The id the next message will get. */
+  get nextId(): number {
+    return this.next;
+  }
+
+  /** How many messages wait for an ack or a reject. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** The `since` to put in a rejoin: the last seq seen, or undefined to join afresh. */
+  resumeFrom(): number | undefined {
+    return this.seq ?? undefined;
+  }
+
+  /** Forget the position, so that the next join starts afresh (after `history_gone`). */
+  forgetPosition(): void {
+    this.seq = null;
+  }
+
+  /**
+   * Record a `joined` frame and say which pending messages were applied and which to resend.
+   *
+   * A resumed join keeps the position: the replay that follows starts right after it. A fresh
+   * join moves it to `joined.seq`, after which live events follow.
+   */
+  joined(frame: { seq: number; last_id: number; resumed?: boolean | undefined }): JoinOutcome<W> {
+    if (!frame.resumed || this.seq === null) this.seq = frame.seq;
+    if (frame.last_id >= this.next) this.next = frame.last_id + 1;
+    const applied: PendingMessage<W>[] = [];
+    const resend: PendingMessage<W>[] = [];
+    for (const message of this.pending.values()) {
+      (message.id <= frame.last_id ? applied : resend).push(message);
+    }
+    for (const message of applied) this.pending.delete(message.id);
+    return { applied, resend };
+  }
+
+  /** True when an event with this seq is new and must be delivered (it then becomes the last). */
+  acceptEvent(seq: number): boolean {
+    if (this.seq === null || seq <= this.seq) return false;
+    this.seq = seq;
+    return true;
+  }
+
+  /** Give a new message the next id and keep it until it is settled. */
+  add(type: string, data: JSONValue, waiter: W): PendingMessage<W> {
+    const message: PendingMessage<W> = { id: this.next, type, data, waiter };
+    this.next += 1;
+    this.pending.set(message.id, message);
+    return message;
+  }
+
+  /** The pending message with this id, removed (on ack or reject); undefined if unknown. */
+  settle(id: number): PendingMessage<W> | undefined {
+    const message = this.pending.get(id);
+    if (message !== undefined) this.pending.delete(id);
+    return message;
+  }
+
+  /** Every pending message, removed, in id order (the room is gone: fail them all). */
+  drain(): PendingMessage<W>[] {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    return all;
+  }
+
+  /** Pending messages in id order, kept. */
+  unsettled(): PendingMessage<W>[] {
+    return [...this.pending.values()];
+  }
+}
