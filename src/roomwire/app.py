@@ -52,12 +52,14 @@ class App:
         self.settings = settings or GatewaySettings()
         # Without a configured secret each process signs with its own: fine for one process only.
         self.signer = TokenSigner(secret or secrets.token_urlsafe(32))
+        self.has_secret = secret is not None
         self.room_types: dict[str, RoomType] = {}
         self._routes: list[BaseRoute] = []
         self._paths: set[tuple[str, str]] = set()
         self._authenticate: Callable[[Request], Awaitable[Identity | None]] = bearer_authenticator(
             self.signer
         )
+        self._custom_auth = False
         self._gateway: Gateway | None = None
         self._start_lock = asyncio.Lock()
 
@@ -129,6 +131,15 @@ class App:
             return result
 
         self._authenticate = authenticate
+        self._custom_auth = True
+
+    def use_secret(self, secret: str) -> None:
+        """Sign tokens and seats with `secret` (every process of one deployment needs the same one)."""
+        self._check_open("a secret")
+        self.signer = TokenSigner(secret)
+        self.has_secret = True
+        if not self._custom_auth:
+            self._authenticate = bearer_authenticator(self.signer)
 
     def authenticate(self, fn: F) -> F:
         """Decorator twin of `set_authenticator`."""
@@ -151,6 +162,7 @@ class App:
         serve_clients: bool = True,
         worker_id: str | None = None,
         lease_ttl_s: float = 2.0,
+        manage_backend: bool = True,
     ) -> Gateway:
         """Freeze the app and build the gateway that serves it (used by the CLI and testing)."""
         if self._gateway is not None:
@@ -172,6 +184,7 @@ class App:
             worker_id=worker_id,
             lease_ttl_s=lease_ttl_s,
             code_version=self.version,
+            manage_backend=manage_backend,
         )
         return self._gateway
 

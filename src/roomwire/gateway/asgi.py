@@ -115,8 +115,10 @@ class Gateway:
         worker_id: str | None = None,
         lease_ttl_s: float = 2.0,
         code_version: str = "",
+        manage_backend: bool = True,
     ) -> None:
         self.backend = backend
+        self.manage_backend = manage_backend
         self.room_types = room_types
         self.signer = signer
         self.settings = settings or GatewaySettings()
@@ -147,13 +149,14 @@ class Gateway:
         if self._started:
             return
         self._started = True
-        await self.backend.open()
+        if self.manage_backend:
+            await self.backend.open()
         if self.worker is not None:
             await self.worker.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="roomwire-sweeper")
 
     async def aclose(self) -> None:
-        """Close every client (1001: resume elsewhere), stop the worker, close the backend."""
+        """Close every client (1001: resume elsewhere), stop the worker, close the backend if it owns it."""
         if not self._started:
             return
         self._started = False
@@ -171,7 +174,8 @@ class Gateway:
         for fan in list(self._fanouts.values()):
             fan.close()
         self._fanouts.clear()
-        await self.backend.aclose()
+        if self.manage_backend:
+            await self.backend.aclose()
 
     @property
     def connection_count(self) -> int:

@@ -1,0 +1,1 @@
+"""Command line: `roomwire run` (development), `roomwire serve` (production processes)."""

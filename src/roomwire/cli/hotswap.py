@@ -1,0 +1,68 @@
+"""HotSwap: one ASGI entry point whose gateway is replaced when the app's code changes (dev mode).
+
+The backend outlives every gateway, so rooms keep their committed state across reloads; clients
+are closed with 1012 (service restart) and resume on the new code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from roomwire.app import App
+from roomwire.backends.base import Backend
+from roomwire.gateway.asgi import Gateway, Receive, Scope, Send
+
+log = logging.getLogger("roomwire.cli")
+
+
+class HotSwap:
+    """Serves the current gateway; `reload()` swaps in a gateway built from freshly loaded code."""
+
+    def __init__(self, backend: Backend, load: Callable[[], App]) -> None:
+        self.backend = backend
+        self._load = load
+        self.gateway: Gateway | None = None
+
+    async def start(self) -> None:
+        """Open the backend and serve the app."""
+        await self.backend.open()
+        self.gateway = self._build(self._load())
+        await self.gateway.start()
+
+    async def reload(self) -> None:
+        """Load the code again; keep the old gateway if the new code does not import."""
+        app = self._load()  # raises AppLoadError: the caller reports it, the old code keeps serving
+        new = self._build(app)
+        old, self.gateway = self.gateway, new
+        if old is not None:
+            await old.aclose()  # rooms commit and release their leases; clients reconnect
+        await new.start()
+
+    async def aclose(self) -> None:
+        """Stop serving and close the backend."""
+        if self.gateway is not None:
+            await self.gateway.aclose()
+        await self.backend.aclose()
+
+    def _build(self, app: App) -> Gateway:
+        return app.build_gateway(self.backend, manage_backend=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    try:
+                        await self.start()
+                    except Exception as exc:  # reported to uvicorn, which exits with it
+                        log.exception("roomwire failed to start")
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert self.gateway is not None, "served before lifespan startup"
+        await self.gateway(scope, receive, send)
