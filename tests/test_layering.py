@@ -18,16 +18,18 @@ CLIENT_SRC = ROOT / "clients" / "python"
 LAYERS: dict[str, int] = {
     "roomwire.protocol": 0,
     "roomwire.errors": 0,  # the public error tree: protocol-level, every layer raises from it
-    "roomwire.backends": 1,
-    "roomwire.runtime": 2,
-    "roomwire.gateway": 3,
-    "roomwire.cli": 4,
-    "roomwire.__main__": 4,
+    "roomwire.backends": 10,
+    "roomwire.runtime": 20,
+    "roomwire.gateway": 30,
+    "roomwire.app": 35,  # App assembles runtime and gateway into what a game developer declares
+    "roomwire": 35,  # the package root re-exports the public API, App included
+    "roomwire.cli": 40,
+    "roomwire.__main__": 40,
 }
-# Modules that may import everything: the package root only re-exports, and the testing kit
-# drives every layer. As import targets they count as the top layer.
+# Modules that may import everything: the package root (it only re-exports) and the testing kit
+# (it drives every layer). As an import target, testing counts as the top layer.
 ANY_IMPORTS = {"roomwire", "roomwire.testing"}
-TOP = max(LAYERS.values()) + 1
+TOP = 100
 
 
 def _module_name(path: Path, base: Path) -> str:
@@ -67,13 +69,13 @@ def _known_modules(base: Path) -> dict[str, Path]:
 
 
 def _layer(module: str) -> int | None:
-    if module in ANY_IMPORTS:
+    if module == "roomwire.testing" or module.startswith("roomwire.testing."):
         return TOP
+    if module in LAYERS:
+        return LAYERS[module]
     for prefix, layer in LAYERS.items():
-        if module == prefix or module.startswith(prefix + "."):
+        if prefix != "roomwire" and module.startswith(prefix + "."):
             return layer
-    if module.startswith("roomwire.testing."):
-        return TOP
     return None
 
 
@@ -144,6 +146,7 @@ def test_the_import_parser_resolves_relative_and_from_imports(tmp_path: Path) ->
         "roomwire.errors",
         "roomwire",
     ]
-    assert _layer("roomwire.runtime") == 2
-    assert _layer("roomwire.backends.probe") == 1
-    assert _layer("roomwire") == TOP
+    assert _layer("roomwire.runtime") == 20
+    assert _layer("roomwire.backends.probe") == 10
+    assert _layer("roomwire.testing.server") == TOP
+    assert _layer("roomwire.nothing") is None
