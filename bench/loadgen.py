@@ -1,0 +1,380 @@
+"""Load generator: runs one scenario against one server and writes its figures as JSON.
+
+Runs in its own process (bench/run.py pins it to another core than the server with taskset), on
+uvloop, and reports its own CPU use over each measurement window so that a saturated load
+generator is visible instead of being mistaken for a slow server.
+
+Scenarios:
+- ping: one client, sequential request → reply round trips.
+- broadcast: R rooms x C clients, each client sends a `move` at F/s; every client of the room
+  receives every move (the sender too). Latency is sender's send → each receiver's receipt.
+- sweep: broadcast with F stepped up (doubling, then bisecting) until p99 ≥ the limit, a message
+  is lost or a connection drops: the highest delivered rate that passed.
+- scale: many connections (2,000 in 200 rooms by default) at 1 move/s each: idle RSS per
+  connection, then latency under that load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+from adapters import Adapter, Client, Stats, make_adapter
+from procstat import sample_tree
+
+TICK_S = 0.001
+MAX_SENDS_PER_TURN = 2000  # a late sender catches up in slices so receiving is not starved
+
+
+def _percentile(sorted_ns: list[int], q: float) -> float:
+    if not sorted_ns:
+        return float("nan")
+    return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e6
+
+
+def _cpu_self_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _cpu_self_user_s() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
+
+
+async def _sleep_until(deadline_ns: int) -> None:
+    delay = (deadline_ns - time.monotonic_ns()) / 1e9
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _send_loop(
+    adapter: Adapter, order: list[Client], total_rate: float, start_ns: int, end_ns: int, stats: Stats
+) -> None:
+    """Send moves round-robin over `order` at `total_rate` per second, each stamped at its send."""
+    n = len(order)
+    interval_ns = 1e9 / total_rate
+    send_move = adapter.send_move
+    monotonic_ns = time.monotonic_ns
+    k = 0
+    while True:
+        now = monotonic_ns()
+        if now >= end_ns:
+            return
+        due = min(int((now - start_ns) / interval_ns) + 1, k + MAX_SENDS_PER_TURN)
+        window_start = stats.window_start_ns
+        while k < due:
+            client = order[k % n]
+            ts = monotonic_ns()
+            send_move(client, k & 1023, ts)
+            if ts >= window_start:
+                stats.sent += 1
+                stats.expected += client.room_size
+            k += 1
+        delay = (start_ns + k * interval_ns - monotonic_ns()) / 1e9
+        # Sends go out in ticks of at least TICK_S: spinning on shorter waits would burn the
+        # load generator's CPU. Each move is still stamped at its own send, so latency is exact.
+        await asyncio.sleep(max(delay, TICK_S))
+
+
+async def measure_window(
+    adapter: Adapter,
+    order: list[Client],
+    rate_per_client: float,
+    warmup_s: float,
+    duration_s: float,
+    drain_s: float,
+    server_pid: int | None,
+) -> dict[str, Any]:
+    """Send at `rate_per_client` for warmup + duration; figures cover the duration only."""
+    stats = adapter.stats
+    total_rate = rate_per_client * len(order)
+    start_ns = time.monotonic_ns()
+    window_ns = start_ns + int(warmup_s * 1e9)
+    end_ns = window_ns + int(duration_s * 1e9)
+    stats.begin_window(window_ns)
+    closed_before = adapter.closed_count()
+    sender = asyncio.create_task(_send_loop(adapter, order, total_rate, start_ns, end_ns, stats))
+    try:
+        await _sleep_until(window_ns)
+        server0 = sample_tree(server_pid) if server_pid else None
+        self0, user0 = _cpu_self_s(), _cpu_self_user_s()
+        t0 = time.monotonic()
+        await _sleep_until(end_ns)
+        server1 = sample_tree(server_pid, list(server0.pids)) if server0 else None
+        self1, user1 = _cpu_self_s(), _cpu_self_user_s()
+        elapsed = time.monotonic() - t0
+        await sender
+    finally:
+        sender.cancel()
+    stats.end_sending()
+    # What has not arrived when the drain time is up is counted as lost.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stats.drained.wait(), drain_s)
+    lat = sorted(stats.latencies_ns)
+    received = stats.received
+    result: dict[str, Any] = {
+        "rate_per_client": rate_per_client,
+        "connections": len(order),
+        "duration_s": round(elapsed, 3),
+        "target_send_per_s": round(total_rate, 1),
+        "send_per_s": round(stats.sent / elapsed, 1),
+        "expected": stats.expected,
+        "received": received,
+        "lost": stats.expected - received,
+        "delivered_per_s": round(received / elapsed, 1),
+        "p50_ms": _percentile(lat, 0.50),
+        "p99_ms": _percentile(lat, 0.99),
+        "p999_ms": _percentile(lat, 0.999),
+        "max_ms": lat[-1] / 1e6 if lat else float("nan"),
+        "out_of_order": stats.out_of_order,
+        "server_errors": stats.errors,
+        "error_samples": list(stats.error_samples),
+        "connections_closed": adapter.closed_count() - closed_before,
+        "close_codes": adapter.close_codes(),
+        "loadgen_cpu_pct": round(100 * (self1 - self0) / elapsed, 1),
+        "loadgen_user_cpu_pct": round(100 * (user1 - user0) / elapsed, 1),
+    }
+    if server0 is not None and server1 is not None:
+        cpu = server1.cpu_s - server0.cpu_s
+        result.update(
+            server_cpu_s=round(cpu, 3),
+            server_cpu_pct=round(100 * cpu / elapsed, 1),
+            server_cpu_s_per_1k=(cpu / received * 1000) if received else float("nan"),
+            server_rss_mb=round(server1.rss_bytes / 2**20, 1),
+            server_processes=len(server1.pids),
+        )
+    return result
+
+
+async def _open_rooms(adapter: Adapter, first: int, count: int, size: int) -> list[list[Client]]:
+    return list(await asyncio.gather(*(adapter.open_room(first + i, size) for i in range(count))))
+
+
+def _interleave(rooms: list[list[Client]]) -> list[Client]:
+    # Consecutive sends go to different rooms, as independent players' would.
+    width = max(len(r) for r in rooms)
+    return [room[c] for c in range(width) for room in rooms if c < len(room)]
+
+
+async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
+    """Sequential request → reply on one connection."""
+    (client,) = (await _open_rooms(adapter, 0, 1, 1))[0]
+    await adapter.start()
+    for _ in range(args.warmup_count):
+        await adapter.echo(client, time.monotonic_ns())
+    rtts: list[int] = []
+    self0, t0 = _cpu_self_s(), time.monotonic()
+    for _ in range(args.count):
+        sent = time.monotonic_ns()
+        arrived = await adapter.echo(client, sent)
+        rtts.append(arrived - sent)
+    elapsed = time.monotonic() - t0
+    rtts.sort()
+    return {
+        "round_trips": len(rtts),
+        "p50_us": _percentile(rtts, 0.5) * 1000,
+        "p99_us": _percentile(rtts, 0.99) * 1000,
+        "max_us": rtts[-1] / 1000,
+        "per_s": round(len(rtts) / elapsed, 1),
+        "loadgen_cpu_pct": round(100 * (_cpu_self_s() - self0) / elapsed, 1),
+    }
+
+
+async def scenario_broadcast(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
+    """R rooms x C clients at F moves/s per client."""
+    rooms = await _open_rooms(adapter, 0, args.rooms, args.clients)
+    await adapter.start()
+    result = await measure_window(
+        adapter, _interleave(rooms), args.rate, args.warmup, args.duration, args.drain, args.server_pid
+    )
+    result.update(rooms=args.rooms, clients_per_room=args.clients)
+    return result
+
+
+def _passes(step: dict[str, Any], p99_limit_ms: float) -> bool:
+    return bool(
+        step["lost"] == 0
+        and step["connections_closed"] == 0
+        and step["p99_ms"] < p99_limit_ms
+        and step["send_per_s"] >= 0.95 * step["target_send_per_s"]
+    )
+
+
+async def _quiesce(stats: Stats, limit_s: float = 15.0) -> None:
+    # After a failed step the server may still be flushing a backlog: wait until arrivals stop.
+    deadline = time.monotonic() + limit_s
+    last = -1
+    while time.monotonic() < deadline and stats.received != last:
+        last = stats.received
+        await asyncio.sleep(0.3)
+
+
+async def scenario_sweep(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
+    """Raise F until the room broadcast stops keeping up; report the best passing delivered rate."""
+    rooms = await _open_rooms(adapter, 0, args.rooms, args.clients)
+    await adapter.start()
+    order = _interleave(rooms)
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    fail_rate: float | None = None
+    limited_by = "server"
+
+    async def step(rate: float) -> bool:
+        nonlocal best, limited_by
+        res = await measure_window(
+            adapter, order, rate, args.sweep_warmup, args.duration, args.drain, args.server_pid
+        )
+        res["passed"] = ok = _passes(res, args.p99_limit_ms)
+        steps.append(res)
+        print(
+            f"  sweep F={rate:g}/s delivered={res['delivered_per_s']:.0f}/s p99={res['p99_ms']:.2f} ms "
+            f"lost={res['lost']} loadgen={res['loadgen_cpu_pct']}% "
+            f"server={res.get('server_cpu_pct', '?')}% {'ok' if ok else 'FAIL'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if ok and (best is None or res["delivered_per_s"] > best["delivered_per_s"]):
+            best = res
+        if res["loadgen_cpu_pct"] >= 90 or res["send_per_s"] < 0.95 * res["target_send_per_s"]:
+            limited_by = "loadgen"
+        if not ok:
+            await _quiesce(adapter.stats)
+        return ok
+
+    rate = args.sweep_start
+    pass_rate = 0.0
+    while rate <= args.sweep_max:
+        if not await step(rate):
+            fail_rate = rate
+            break
+        if limited_by == "loadgen":
+            break
+        pass_rate = rate
+        rate *= 2
+    if fail_rate is not None and pass_rate > 0 and adapter.closed_count() == 0:
+        low, high = pass_rate, fail_rate
+        for _ in range(args.sweep_refine):
+            mid = round((low + high) / 2, 1)
+            if mid in (low, high):
+                break
+            if await step(mid):
+                low = mid
+            else:
+                high = mid
+            if adapter.closed_count():
+                break
+    return {
+        "rooms": args.rooms,
+        "clients_per_room": args.clients,
+        "p99_limit_ms": args.p99_limit_ms,
+        "max_delivered_per_s": best["delivered_per_s"] if best else 0.0,
+        "max_rate_per_client": best["rate_per_client"] if best else 0.0,
+        "best": best,
+        "limited_by": limited_by if fail_rate is None or limited_by == "loadgen" else "server",
+        "hit_sweep_max": fail_rate is None and limited_by != "loadgen",
+        "steps": steps,
+    }
+
+
+async def scenario_scale(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
+    """Many idle connections (memory per connection), then all sending at F/s."""
+    warm_rooms = max(1, args.rooms // 20)
+    rooms = await _open_rooms(adapter, 0, warm_rooms, args.clients)
+    await asyncio.sleep(1.0)  # let the server settle before the baseline reading
+    before = sample_tree(args.server_pid) if args.server_pid else None
+    t0 = time.monotonic()
+    rooms += await _open_rooms(adapter, warm_rooms, args.rooms - warm_rooms, args.clients)
+    connect_s = time.monotonic() - t0
+    await asyncio.sleep(1.0)
+    after = sample_tree(args.server_pid) if args.server_pid else None
+    added = sum(len(r) for r in rooms[warm_rooms:])
+    await adapter.start()
+    result = await measure_window(
+        adapter, _interleave(rooms), args.rate, args.warmup, args.duration, args.drain, args.server_pid
+    )
+    result.update(
+        rooms=args.rooms,
+        clients_per_room=args.clients,
+        connect_per_s=round(added / connect_s, 1),
+    )
+    if before is not None and after is not None:
+        result.update(
+            idle_rss_mb=round(after.rss_bytes / 2**20, 1),
+            rss_per_connection_kb=round((after.rss_bytes - before.rss_bytes) / added / 1024, 2),
+        )
+    return result
+
+
+SCENARIOS = {
+    "ping": scenario_ping,
+    "broadcast": scenario_broadcast,
+    "sweep": scenario_sweep,
+    "scale": scenario_scale,
+}
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Run one scenario and return its figures."""
+    stats = Stats()
+    adapter = make_adapter(args.target, args.host, args.port, stats, codec=args.codec)
+    try:
+        result = await SCENARIOS[args.scenario](adapter, args)
+    finally:
+        await adapter.aclose()
+    result.update(scenario=args.scenario, target=args.target)
+    return result
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line of the load generator."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--target", choices=["roomwire", "bare", "socketio"], required=True)
+    p.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--server-pid", type=int, default=None, help="server process (its tree is measured)")
+    p.add_argument("--codec", choices=["json", "msgpack"], default="json", help="roomwire only")
+    p.add_argument("--rooms", type=int, default=10)
+    p.add_argument("--clients", type=int, default=10, help="clients per room")
+    p.add_argument("--rate", type=float, default=10.0, help="moves per second per client")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of sending before measuring")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds measured")
+    p.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late deliveries")
+    p.add_argument("--count", type=int, default=2000, help="ping: measured round trips")
+    p.add_argument("--warmup-count", type=int, default=200, help="ping: round trips before measuring")
+    p.add_argument("--sweep-start", type=float, default=10.0, help="sweep: first F")
+    p.add_argument("--sweep-max", type=float, default=5000.0, help="sweep: highest F tried")
+    p.add_argument("--sweep-refine", type=int, default=2, help="sweep: bisection steps after a failure")
+    p.add_argument("--sweep-warmup", type=float, default=1.0, help="sweep: warmup seconds per step")
+    p.add_argument("--p99-limit-ms", type=float, default=50.0)
+    p.add_argument("--out", default=None, help="write the JSON result here (default: stdout)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    cli = parse_args()
+    _raise_fd_limit()
+    try:
+        import uvloop
+    except ImportError:
+        figures = asyncio.run(main(cli))
+    else:
+        figures = uvloop.run(main(cli))
+    text = json.dumps(figures, indent=2, allow_nan=True)
+    if cli.out:
+        with open(cli.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)

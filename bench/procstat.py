@@ -1,0 +1,75 @@
+"""CPU time and resident memory of a process tree, read from /proc (Linux only)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass(frozen=True)
+class TreeSample:
+    """One reading of a process tree: CPU seconds (user + system) and resident bytes, summed."""
+
+    cpu_s: float
+    rss_bytes: int
+    pids: tuple[int, ...]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode()
+    except OSError:  # the process ended between listing and reading: it no longer counts
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is None:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))  # fields[1] is ppid
+    return children
+
+
+def tree_pids(root: int) -> list[int]:
+    """The root process and all of its descendants that are alive now."""
+    children = _children_by_parent()
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, ()))
+    return pids
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_BYTES
+    except OSError:
+        return 0
+
+
+def sample_tree(root: int, pids: list[int] | None = None) -> TreeSample:
+    """Sum CPU seconds and RSS over `pids` (default: the live tree under `root`)."""
+    if pids is None:
+        pids = tree_pids(root)
+    cpu_ticks = 0
+    rss = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is None:
+            continue
+        # After the ')' split: index 11 is utime and 12 stime (fields 14 and 15 of proc(5)).
+        cpu_ticks += int(fields[11]) + int(fields[12])
+        rss += _rss_bytes(pid)
+    return TreeSample(cpu_s=cpu_ticks / _CLK_TCK, rss_bytes=rss, pids=tuple(pids))

@@ -1,0 +1,557 @@
+"""Run the whole benchmark: every server and every scenario, then one markdown comparison table.
+
+    python3 bench/run.py --quick          # a few minutes
+    python3 bench/run.py                  # the full run
+
+Standard library only, so any Python 3.11+ can start it: it creates (or reuses) the benchmark's own
+venv (bench/.venv, from bench/requirements.txt; none of it is a roomwire dependency), starts each
+server as a subprocess on a free 127.0.0.1 port (pinned to one core with taskset when there are
+two), runs bench/loadgen.py in that venv pinned to the other core, and always stops the server,
+even on error or Ctrl-C. Every step is bounded in time; traffic stays on loopback. The figures go
+to bench/results/<run id>.json (gitignored) and the table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+PROJECT = BENCH.parent
+RESULTS = BENCH / "results"
+DEFAULT_VENV = BENCH / ".venv"
+APP = BENCH / "apps" / "broadcast_app.py"
+DEFAULT_ROOMWIRE_CMD = (
+    f"{PROJECT}/.venv/bin/roomwire run {{app}} --host {{host}} --port {{port}}"
+    " --no-reload --log-level warning"
+)
+HOST = "127.0.0.1"
+SERVERS = ("roomwire", "bare", "socketio")
+BASELINES = ("bare", "socketio")
+SCENARIOS = ("ping", "broadcast", "sweep", "scale")
+LABELS = {"roomwire": "roomwire", "bare": "bare websockets", "socketio": "python-socketio"}
+
+# Load generator arguments per mode and scenario.
+MODES: dict[str, dict[str, list[str]]] = {
+    "quick": {
+        "ping": ["--count", "2000", "--warmup-count", "200"],
+        "broadcast": ["--rooms", "10", "--clients", "10", "--rate", "10", "--warmup", "2", "--duration", "5"],
+        "sweep": [
+            "--rooms",
+            "10",
+            "--clients",
+            "10",
+            "--sweep-start",
+            "10",
+            "--duration",
+            "3",
+            "--sweep-warmup",
+            "1",
+            "--sweep-refine",
+            "2",
+        ],
+        "scale": ["--rooms", "200", "--clients", "10", "--rate", "1", "--warmup", "3", "--duration", "5"],
+    },
+    "full": {
+        "ping": ["--count", "10000", "--warmup-count", "1000"],
+        "broadcast": [
+            "--rooms",
+            "10",
+            "--clients",
+            "10",
+            "--rate",
+            "10",
+            "--warmup",
+            "3",
+            "--duration",
+            "15",
+        ],
+        "sweep": [
+            "--rooms",
+            "10",
+            "--clients",
+            "10",
+            "--sweep-start",
+            "10",
+            "--duration",
+            "5",
+            "--sweep-warmup",
+            "2",
+            "--sweep-refine",
+            "3",
+        ],
+        "scale": ["--rooms", "500", "--clients", "10", "--rate", "1", "--warmup", "5", "--duration", "15"],
+    },
+}
+# Upper bounds on one load generator run (setup included), per mode and scenario.
+TIMEOUTS_S = {
+    "quick": {"ping": 90, "broadcast": 90, "sweep": 300, "scale": 240},
+    "full": {"ping": 180, "broadcast": 120, "sweep": 600, "scale": 420},
+}
+SERVER_START_TIMEOUT_S = 30.0
+SERVER_STOP_TIMEOUT_S = 5.0
+
+
+# --- environment -----------------------------------------------------------------------------
+
+
+def ensure_venv(path: Path) -> Path:
+    """Create the benchmark venv if needed and install bench/requirements.txt when it changed."""
+    python = path / "bin" / "python"
+    requirements = BENCH / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    marker = path / ".requirements.sha256"
+    if python.exists() and marker.exists() and marker.read_text().strip() == digest:
+        return python
+    if not python.exists():
+        print(f"creating the benchmark venv at {path}", file=sys.stderr)
+        venv.create(path, with_pip=True)
+    print("installing bench/requirements.txt into it", file=sys.stderr)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True, timeout=900
+    )
+    marker.write_text(digest + "\n")
+    return python
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pinning() -> tuple[list[str], list[str], str]:
+    """taskset prefixes for the server and the load generator, and a note on what was done."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    taskset = shutil.which("taskset")
+    if taskset and len(cpus) >= 2:
+        server, loadgen = cpus[0], cpus[1]
+        note = f"server on CPU {server}, load generator on CPU {loadgen} (taskset)"
+        return [taskset, "-c", str(server)], [taskset, "-c", str(loadgen)], note
+    return [], [], "not pinned (taskset missing or fewer than 2 CPUs)"
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft open-files limit to the hard one (children inherit it); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_gib = 0.0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        mem_gib = round(int(f.readline().split()[1]) / 2**20, 1)
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def versions(python: Path, roomwire_cmd: list[str] | None) -> dict[str, str]:
+    """Versions of the servers' libraries (bench venv) and of roomwire."""
+    code = (
+        "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+        "['websockets', 'python-socketio', 'python-engineio', 'uvicorn', 'uvloop', 'msgspec']}))"
+    )
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    found: dict[str, str] = json.loads(out.stdout)
+    if roomwire_cmd:
+        exe = Path(roomwire_cmd[0])
+        py = exe.parent / "python"
+        if py.exists():
+            probe = subprocess.run(
+                [str(py), "-c", "import importlib.metadata as m; print(m.version('roomwire'))"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if probe.returncode == 0:
+                found["roomwire"] = probe.stdout.strip()
+    return found
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+def server_command(name: str, python: Path, roomwire_template: str, port: int) -> list[str]:
+    """The command line that serves `name` on `port`."""
+    if name in BASELINES:
+        script = BENCH / "baselines" / ("bare_ws.py" if name == "bare" else "socketio_server.py")
+        return [str(python), str(script), "--host", HOST, "--port", str(port)]
+    return shlex.split(roomwire_template.format(app=APP, host=HOST, port=port, project=PROJECT))
+
+
+def roomwire_unavailable(template: str) -> str | None:
+    """Why the roomwire server cannot be started, or None when `roomwire run` answers --help."""
+    argv = shlex.split(template.format(app=APP, host=HOST, port=0, project=PROJECT))
+    exe = shutil.which(argv[0]) or (argv[0] if Path(argv[0]).exists() else None)
+    if exe is None:
+        return f"{argv[0]} not found"
+    if "run" in argv:
+        probe = [*argv[: argv.index("run") + 1], "--help"]
+        try:
+            done = subprocess.run(probe, capture_output=True, text=True, timeout=60, cwd=PROJECT)
+        except subprocess.TimeoutExpired:
+            return f"`{shlex.join(probe)}` did not answer within 60 s"
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            return f"`{shlex.join(probe)}` failed: {tail[0]}"
+    return None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((HOST, port)) == 0
+
+
+@contextlib.contextmanager
+def running_server(argv: list[str], prefix: list[str], port: int, log: Path) -> Iterator[int]:
+    """Start the server, wait until it accepts TCP, yield its pid; always stop it (its whole group)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            prefix + argv, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not _port_open(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode} before listening: {_tail(log)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not listening after {SERVER_START_TIMEOUT_S:.0f} s: {_tail(log)}")
+            time.sleep(0.1)
+        yield proc.pid
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    # The server runs in its own session, so its group holds it and any workers it spawned.
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(SERVER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(SERVER_STOP_TIMEOUT_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # workers left behind by a server that exited
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --- one measurement -------------------------------------------------------------------------
+
+
+def run_scenario(
+    server: str,
+    scenario: str,
+    args: argparse.Namespace,
+    python: Path,
+    pins: tuple[list[str], list[str]],
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Fresh server, one load generator run, server stopped; returns the figures or the error."""
+    port = free_port()
+    argv = server_command(server, python, args.roomwire_cmd, port)
+    out = run_dir / f"{server}-{scenario}.json"
+    log = run_dir / f"{server}-{scenario}.server.log"
+    loadgen = [
+        str(python),
+        str(BENCH / "loadgen.py"),
+        "--target",
+        server,
+        "--scenario",
+        scenario,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--codec",
+        args.codec,
+        "--out",
+        str(out),
+        *MODES[args.mode][scenario],
+    ]
+    timeout_s = TIMEOUTS_S[args.mode][scenario]
+    print(f"- {LABELS[server]}: {scenario} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        with running_server(argv, pins[0], port, log) as pid:
+            status, tail = _run_streaming(pins[1] + loadgen + ["--server-pid", str(pid)], timeout_s)
+            if status is None:
+                return {"error": f"load generator still running after {timeout_s} s: stopped"}
+            if status != 0:
+                return {"error": f"load generator exited with {status}: {tail}"}
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+    figures: dict[str, Any] = json.loads(out.read_text())
+    figures["wall_s"] = round(time.monotonic() - started, 1)
+    return figures
+
+
+def _run_streaming(argv: list[str], timeout_s: float) -> tuple[int | None, str]:
+    """Run the load generator, copying its stderr (progress) live; (exit status or None, last line)."""
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=BENCH)
+    last: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write("    " + line)
+            if line.strip():
+                last[:] = [line.strip()]
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        status: int | None = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        status = None
+    reader.join(5)
+    return status, (last[0] if last else "(no output)")
+
+
+# --- the table -------------------------------------------------------------------------------
+
+# (label, scenario, key, better, format)
+ROWS: list[tuple[str, str, str, str, str]] = [
+    ("ping p50 (µs)", "ping", "p50_us", "lower", "{:.0f}"),
+    ("ping p99 (µs)", "ping", "p99_us", "lower", "{:.0f}"),
+    ("broadcast p50 (ms)", "broadcast", "p50_ms", "lower", "{:.2f}"),
+    ("broadcast p99 (ms)", "broadcast", "p99_ms", "lower", "{:.2f}"),
+    ("broadcast p99.9 (ms)", "broadcast", "p999_ms", "lower", "{:.2f}"),
+    ("broadcast max (ms)", "broadcast", "max_ms", "lower", "{:.2f}"),
+    ("broadcast delivered/s", "broadcast", "delivered_per_s", "higher", "{:,.0f}"),
+    ("broadcast lost", "broadcast", "lost", "lower", "{:d}"),
+    ("server CPU ms / 1,000 deliveries", "broadcast", "server_cpu_ms_per_1k", "lower", "{:.1f}"),
+    ("server CPU % (broadcast)", "broadcast", "server_cpu_pct", "lower", "{:.0f}"),
+    ("server RSS (MB, broadcast)", "broadcast", "server_rss_mb", "lower", "{:.1f}"),
+    ("load generator CPU % (broadcast)", "broadcast", "loadgen_cpu_pct", "info", "{:.0f}"),
+    ("sweep: max sustainable delivered/s", "sweep", "max_delivered_per_s", "higher", "{:,.0f}"),
+    ("scale: connections", "scale", "connections", "info", "{:,d}"),
+    ("scale: idle RSS per connection (KB)", "scale", "rss_per_connection_kb", "lower", "{:.1f}"),
+    ("scale: p99 (ms)", "scale", "p99_ms", "lower", "{:.2f}"),
+    ("scale: lost", "scale", "lost", "lower", "{:d}"),
+]
+
+
+def _value(results: dict[str, dict[str, Any]], server: str, scenario: str, key: str) -> float | None:
+    figures = results.get(server, {}).get(scenario, {})
+    if key == "server_cpu_ms_per_1k":
+        per_1k = figures.get("server_cpu_s_per_1k")
+        return None if per_1k is None else per_1k * 1000
+    value = figures.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    if value is None:
+        return "—"
+    if "d" in fmt:
+        value = int(value)
+    return fmt.format(value)
+
+
+def _ratio(num: float | None, den: float | None) -> str:
+    if num is None or den is None:
+        return "—"
+    if den == 0:
+        return "—" if num == 0 else "∞"
+    return f"{num / den:.2f}x"
+
+
+def markdown_table(results: dict[str, dict[str, Any]], servers: list[str]) -> str:
+    """One table: a column per server, then roomwire's ratio to each baseline."""
+    baselines = [s for s in servers if s in BASELINES]
+    header = ["metric", *(LABELS[s] for s in servers)]
+    if "roomwire" in servers:
+        header += [f"roomwire ÷ {LABELS[b]}" for b in baselines]
+    header.append("better")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, scenario, key, better, fmt in ROWS:
+        cells = [label] + [_cell(_value(results, s, scenario, key), fmt) for s in servers]
+        if "roomwire" in servers:
+            mine = _value(results, "roomwire", scenario, key)
+            cells += [_ratio(mine, _value(results, b, scenario, key)) for b in baselines]
+        cells.append(better)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def notes(results: dict[str, dict[str, Any]], servers: list[str]) -> list[str]:
+    """Skips, errors and warnings that a reader of the table must know."""
+    out: list[str] = []
+    for server in servers:
+        for scenario, figures in results.get(server, {}).items():
+            if "skipped" in figures:
+                out.append(f"{LABELS[server]} {scenario}: skipped: {figures['skipped']}")
+            elif "error" in figures:
+                out.append(f"{LABELS[server]} {scenario}: ERROR: {figures['error']}")
+            else:
+                if figures.get("loadgen_cpu_pct", 0) >= 90:
+                    out.append(
+                        f"{LABELS[server]} {scenario}: load generator saturated "
+                        f"({figures['loadgen_cpu_pct']}% CPU): figures are a lower bound"
+                    )
+                if figures.get("limited_by") == "loadgen":
+                    out.append(f"{LABELS[server]} sweep: stopped by the load generator, not the server")
+                if figures.get("hit_sweep_max"):
+                    out.append(f"{LABELS[server]} sweep: never failed up to --sweep-max")
+                if figures.get("out_of_order"):
+                    out.append(f"{LABELS[server]} {scenario}: {figures['out_of_order']} events out of order")
+                if figures.get("server_errors"):
+                    out.append(
+                        f"{LABELS[server]} {scenario}: {figures['server_errors']} error frames, "
+                        f"e.g. {figures.get('error_samples', [])[:1]}"
+                    )
+                if figures.get("connections_closed"):
+                    out.append(
+                        f"{LABELS[server]} {scenario}: {figures['connections_closed']} connections "
+                        f"closed by the server {figures.get('close_codes')}"
+                    )
+    return out
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line of the benchmark runner."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        default="full",
+        help="short windows (a few minutes in all)",
+    )
+    p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated subset of {SERVERS}")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
+    p.add_argument(
+        "--roomwire-cmd",
+        default=os.environ.get("ROOMWIRE_BENCH_CMD", DEFAULT_ROOMWIRE_CMD),
+        help="command that serves the roomwire app; {app} {host} {port} {project} are filled in "
+        "(env ROOMWIRE_BENCH_CMD)",
+    )
+    p.add_argument("--codec", choices=["json", "msgpack"], default="json", help="roomwire's wire codec")
+    p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the benchmark's own venv")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything asked for, print the table, write the JSON; returns the exit status."""
+    args = parse_args(argv)
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for name in servers:
+        if name not in SERVERS:
+            raise SystemExit(f"unknown server {name!r}; choose from {SERVERS}")
+    for name in scenarios:
+        if name not in SCENARIOS:
+            raise SystemExit(f"unknown scenario {name!r}; choose from {SCENARIOS}")
+    python = ensure_venv(args.venv)
+    fd_limit = raise_fd_limit()
+    server_pin, loadgen_pin, pin_note = ([], [], "not pinned (--no-pin)") if args.no_pin else pinning()
+    run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = RESULTS / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    skip_roomwire = roomwire_unavailable(args.roomwire_cmd) if "roomwire" in servers else None
+    if skip_roomwire:
+        print(
+            f"roomwire: skipped ({skip_roomwire}); set --roomwire-cmd to benchmark another command",
+            file=sys.stderr,
+        )
+    results: dict[str, dict[str, Any]] = {}
+    for server in servers:
+        results[server] = {}
+        for scenario in scenarios:
+            if server == "roomwire" and skip_roomwire:
+                results[server][scenario] = {"skipped": skip_roomwire}
+                continue
+            results[server][scenario] = run_scenario(
+                server, scenario, args, python, (server_pin, loadgen_pin), run_dir
+            )
+
+    roomwire_argv = shlex.split(args.roomwire_cmd.format(app=APP, host=HOST, port=0, project=PROJECT))
+    record = {
+        "run": {
+            "id": run_id,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "mode": args.mode,
+            "command": shlex.join([sys.executable, *sys.argv]),
+            "machine": machine(),
+            "pinning": pin_note,
+            "open_files_limit": fd_limit,
+            "versions": versions(python, roomwire_argv if "roomwire" in servers else None),
+            "roomwire_cmd": args.roomwire_cmd,
+            "codec": args.codec,
+        },
+        "results": results,
+    }
+    path = RESULTS / f"{run_id}.json"
+    path.write_text(json.dumps(record, indent=2))
+    run = record["run"]
+    print(f"\n## roomwire benchmark ({args.mode}, {run['date']})\n")
+    print(
+        f"Machine: {run['machine']['cpu']}, {run['machine']['cpus']} CPUs; {pin_note}. "
+        f"Versions: {', '.join(f'{k} {v}' for k, v in run['versions'].items())}.\n"
+    )
+    print(markdown_table(results, servers))
+    remarks = notes(results, servers)
+    if remarks:
+        print()
+        for line in remarks:
+            print(f"- {line}")
+    print(f"\nJSON: {path.relative_to(PROJECT)}")
+    return 1 if any("error" in f for r in results.values() for f in r.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
