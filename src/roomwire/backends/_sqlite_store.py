@@ -331,13 +331,16 @@ class SqliteStore:
         room_id: str,
         commit: Commit,
         last_seq: int,
-        keep_from_seq: int,
+        keep_from_seq: int | None,
+        drop_inputs: bool,
         seated: Sequence[str],
         unseated: Sequence[str],
     ) -> None:
-        """Write one journal step: snapshot, offsets, events (trimmed to the window), seats.
+        """Write one journal step: snapshot, offsets, events, seats.
 
-        A commit with `ended` removes the room instead, in the same single transaction.
+        Events before `keep_from_seq` are trimmed (None: nothing to trim); with `drop_inputs`,
+        the inputs up to the committed offset are deleted. A commit with `ended` removes the
+        room instead, in the same single transaction.
         """
         with self._transaction() as db:
             if commit.ended is not None:
@@ -353,14 +356,15 @@ class SqliteStore:
                     "INSERT INTO rw_events VALUES (?, ?, ?, ?)",
                     [(self.ns, room_id, e.seq, self._enc.encode(e)) for e in commit.events],
                 )
-            db.execute(
-                "DELETE FROM rw_events WHERE ns=? AND room=? AND seq<?", (self.ns, room_id, keep_from_seq)
-            )
-            # Promise 2 holds through the commit: consumed inputs are no longer needed.
-            db.execute(
-                "DELETE FROM rw_inputs WHERE ns=? AND room=? AND offset<=?",
-                (self.ns, room_id, commit.inbound_offset),
-            )
+            if keep_from_seq is not None:
+                db.execute(
+                    "DELETE FROM rw_events WHERE ns=? AND room=? AND seq<?", (self.ns, room_id, keep_from_seq)
+                )
+            if drop_inputs:  # consumed: recovery resumes after the committed offset
+                db.execute(
+                    "DELETE FROM rw_inputs WHERE ns=? AND room=? AND offset<=?",
+                    (self.ns, room_id, commit.inbound_offset),
+                )
             if seated or unseated:
                 self._set_seats(db, room_id, [(p, None) for p in seated], unseated)
 

@@ -386,7 +386,18 @@ class EmbeddedBackend:
         seated = [r.player for r in commit.receipts if r.kind == "joined"]
         unseated = [r.player for r in commit.receipts if r.kind == "removed"]
         if self._store is not None:
-            self._store.commit(room_id, commit, last_seq, last_seq - keep + 1, seated, unseated)
+            # Skip the deletes that would find nothing: most commits trim nothing or one event.
+            must_trim = len(room.history) + len(commit.events) > keep
+            consumed = commit.inbound_offset - (room.last_offset - len(room.inputs))
+            self._store.commit(
+                room_id,
+                commit,
+                last_seq,
+                last_seq - keep + 1 if must_trim else None,
+                consumed > 0,
+                seated,
+                unseated,
+            )
         if commit.ended is None:
             self._apply(room, commit, last_seq, keep, seated, unseated)
         self._publish(room_id, Published(room_id, commit.events, commit.receipts, commit.ended))
