@@ -135,6 +135,7 @@ export class Room {
   private readonly eventListeners = new Listeners<[RoomEvent]>();
   private readonly leaveListeners = new Listeners<[LeaveInfo]>();
   private readonly errorListeners = new Listeners<[RoomwireError]>();
+  private readonly statusListeners = new Listeners<[RoomStatus]>();
 
   /** Made by Client (joinOrCreate, create, join, joinSeat); not meant to be called by games. */
   constructor(seat: RoomSeat, link: RoomLink, options: RoomOptions = {}) {
@@ -215,6 +216,14 @@ export class Room {
    */
   onError(handler: (error: RoomwireError) => void): () => void {
     return this.errorListeners.add(handler);
+  }
+
+  /**
+   * Call `handler(status)` when the room's status changes: `joining` after a lost socket,
+   * `joined` once resumed, `leaving`, `left`. Returns a function that unsubscribes.
+   */
+  onStatus(handler: (status: RoomStatus) => void): () => void {
+    return this.statusListeners.add(handler);
   }
 
   /**
@@ -468,6 +477,7 @@ export class Room {
       throw new Error(`roomwire-client bug: room status ${this.state} -> ${next} is not allowed`);
     }
     this.state = next;
+    this.deliver(() => this.statusListeners.emit(next));
   }
 
   private clearJoinTimer(): void {

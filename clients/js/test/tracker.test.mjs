@@ -1,0 +1,113 @@
+// Resume bookkeeping without any I/O: event de-dup by seq, ids, and what to resend after a rejoin.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { RoomTracker } from "../dist/index.js";
+
+describe("RoomTracker", () => {
+  test("no event is accepted before the first join", () => {
+    const tracker = new RoomTracker();
+    assert.equal(tracker.lastSeq, null);
+    assert.equal(tracker.acceptEvent(1), false);
+  });
+
+  test("a fresh join sets the position to joined.seq; later events pass once, in order", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 4, last_id: 0 });
+    assert.equal(tracker.lastSeq, 4);
+    assert.equal(tracker.acceptEvent(4), false, "at the join point: already part of the state");
+    assert.equal(tracker.acceptEvent(5), true);
+    assert.equal(tracker.acceptEvent(5), false, "a repeated seq is a duplicate");
+    assert.equal(tracker.acceptEvent(8), true, "gaps are events for other players");
+    assert.equal(tracker.acceptEvent(7), false, "an older seq never passes");
+    assert.equal(tracker.lastSeq, 8);
+  });
+
+  test("a resumed join keeps the position so the replay fills the gap; overlap is dropped", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 0 });
+    for (const seq of [1, 2, 3]) assert.ok(tracker.acceptEvent(seq));
+    assert.equal(tracker.resumeFrom(), 3);
+    tracker.joined({ seq: 6, last_id: 0, resumed: true });
+    assert.equal(tracker.lastSeq, 3);
+    const delivered = [2, 3, 4, 5, 6, 7].filter((seq) => tracker.acceptEvent(seq));
+    assert.deepEqual(delivered, [4, 5, 6, 7]);
+  });
+
+  test("a stored position resumes across sessions (constructor since)", () => {
+    const tracker = new RoomTracker(10);
+    assert.equal(tracker.resumeFrom(), 10);
+    tracker.joined({ seq: 12, last_id: 0, resumed: true });
+    assert.deepEqual([10, 11, 12].filter((seq) => tracker.acceptEvent(seq)), [11, 12]);
+  });
+
+  test("after history_gone the position is forgotten and the next join starts afresh", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 0 });
+    tracker.acceptEvent(1);
+    tracker.forgetPosition();
+    assert.equal(tracker.resumeFrom(), undefined);
+    tracker.joined({ seq: 50, last_id: 0, resumed: false });
+    assert.equal(tracker.acceptEvent(2), false);
+    assert.equal(tracker.acceptEvent(51), true);
+  });
+
+  test("ids are positive, strictly increasing, and continue after joined.last_id", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 41 });
+    assert.equal(tracker.nextId, 42, "an earlier session's ids must not look like duplicates");
+    const ids = ["a", "b", "c"].map((type) => tracker.add(type, null, undefined).id);
+    assert.deepEqual(ids, [42, 43, 44]);
+  });
+
+  test("ack and reject settle one pending message; a late answer is ignored", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 0 });
+    tracker.add("a", 1, "w1");
+    tracker.add("b", 2, "w2");
+    assert.equal(tracker.pendingCount, 2);
+    assert.equal(tracker.settle(1).waiter, "w1");
+    assert.equal(tracker.settle(1), undefined);
+    assert.equal(tracker.settle(99), undefined);
+    assert.equal(tracker.pendingCount, 1);
+  });
+
+  test("a rejoin settles ids <= last_id as applied and resends the others with the same ids", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 0 });
+    for (const type of ["m1", "m2", "m3", "m4", "m5"]) tracker.add(type, { type }, type);
+    tracker.settle(1); // acked before the drop
+    const outcome = tracker.joined({ seq: 9, last_id: 3, resumed: true });
+    assert.deepEqual(outcome.applied.map((m) => m.id), [2, 3]);
+    assert.deepEqual(outcome.resend.map((m) => [m.id, m.type]), [
+      [4, "m4"],
+      [5, "m5"],
+    ]);
+    assert.equal(tracker.pendingCount, 2, "resent messages stay pending until answered");
+    assert.equal(tracker.nextId, 6, "new messages continue after the pending ones");
+    // A second drop before any answer: the same two are resent again, still with their ids.
+    const again = tracker.joined({ seq: 9, last_id: 3, resumed: true });
+    assert.deepEqual(again.resend.map((m) => m.id), [4, 5]);
+  });
+
+  test("a rejoin whose last_id covers everything resends nothing", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 0 });
+    tracker.add("a", null, undefined);
+    tracker.add("b", null, undefined);
+    const outcome = tracker.joined({ seq: 2, last_id: 2, resumed: true });
+    assert.equal(outcome.applied.length, 2);
+    assert.equal(outcome.resend.length, 0);
+    assert.equal(tracker.pendingCount, 0);
+  });
+
+  test("drain fails everything pending, in id order", () => {
+    const tracker = new RoomTracker();
+    tracker.joined({ seq: 0, last_id: 0 });
+    tracker.add("a", null, 1);
+    tracker.add("b", null, 2);
+    assert.deepEqual(tracker.drain().map((m) => m.waiter), [1, 2]);
+    assert.equal(tracker.pendingCount, 0);
+  });
+});
