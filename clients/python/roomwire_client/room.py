@@ -344,6 +344,9 @@ class Room:
         elif self._state in ("joining", "rejoining"):
             self._move("refused")
             self._finish(error, reason="refused")
+        elif frame.code == ErrorCode.HISTORY_GONE:
+            # Joined, but the replay found the history gone: live events follow after a gap.
+            self._history_gap(f"events after seq {self._filter.last_seq} are no longer kept")
         else:
             logger.warning("room %s: %s", self.id, error)
 
