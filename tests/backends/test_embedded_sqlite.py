@@ -11,7 +11,7 @@ from conformance_kit import create_input, events, joined, msg, record, room_id, 
 from roomwire.backends import backend_from_url
 from roomwire.backends.embedded import EmbeddedBackend
 from roomwire.backends.records import Loaded
-from roomwire.errors import BackendUnavailableError, SetupError, StaleLeaseError
+from roomwire.errors import BackendError, BackendUnavailableError, SetupError, StaleLeaseError
 
 
 async def opened(path: Path, namespace: str = "t") -> EmbeddedBackend:
@@ -150,3 +150,17 @@ async def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
 async def test_unusable_path_raises_backend_unavailable(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError):
         await opened(tmp_path / "missing-dir" / "rw.db")
+
+
+async def test_unreadable_records_raise_backend_error(tmp_path: Path) -> None:
+    path = tmp_path / "rw.db"
+    b = await opened(path)
+    await b.create_room(record("r1"), create_input())
+    await b.aclose()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE rw_inputs SET body = x'c1'")  # 0xc1: never valid MessagePack
+    conn.close()
+
+    with pytest.raises(BackendError, match="cannot read"):
+        await opened(path)

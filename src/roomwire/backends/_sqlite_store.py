@@ -105,6 +105,11 @@ def _engine_errors(path: str) -> Iterator[None]:
         raise BackendUnavailableError(f"SQLite file {path!r} is not usable: {exc}") from exc
     except sqlite3.Error as exc:
         raise BackendError(f"SQLite file {path!r} failed: {exc}") from exc
+    except msgspec.DecodeError as exc:  # ValidationError included: records of another version
+        raise BackendError(
+            f"SQLite file {path!r} holds records this roomwire cannot read ({exc}); "
+            "use the roomwire version that wrote it, or a new file"
+        ) from exc
 
 
 def _close_all(conns: list[sqlite3.Connection]) -> None:
@@ -198,10 +203,14 @@ class SqliteStore:
         for rid, offset, body in conn.execute(
             "SELECT room, offset, body FROM rw_inputs WHERE ns=? ORDER BY room, offset", ns
         ):
-            rooms[rid].inputs.append((offset, self._input_dec.decode(body)))
+            if rid in rooms:  # rows of a room are deleted with it; never orphaned, but be sure
+                rooms[rid].inputs.append((offset, self._input_dec.decode(body)))
         for rid, body in conn.execute("SELECT room, body FROM rw_events WHERE ns=? ORDER BY room, seq", ns):
-            rooms[rid].events.append(self._event_dec.decode(body))
+            if rid in rooms:
+                rooms[rid].events.append(self._event_dec.decode(body))
         for rid, player, expires in conn.execute("SELECT room, player, expires FROM rw_seats WHERE ns=?", ns):
+            if rid not in rooms:
+                continue
             if expires is None:
                 rooms[rid].seated.add(player)
             else:

@@ -122,7 +122,12 @@ class EmbeddedBackend:
             return
         if self.path:
             store = SqliteStore(self.path, self.namespace)
-            self._restore(await store.open())
+            loaded = await store.open()
+            try:
+                self._restore(loaded)
+            except BaseException:
+                await store.aclose()
+                raise
             self._store = store
         self._is_open = True
 
