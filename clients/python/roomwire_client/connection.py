@@ -166,6 +166,14 @@ class Connection:
         self._outgoing_ready.set()
         return True
 
+    def abort(self) -> None:
+        """Drop the socket abruptly, as a network failure would; the client reconnects and resumes.
+
+        Meant for fault-injection tests of resume; a no-op while not open.
+        """
+        if self._ws is not None:
+            self._ws.transport.abort()
+
     async def aclose(self) -> None:
         """Close the socket and stop reconnecting. Rooms are not left: the server's grace applies."""
         self._closing = True
