@@ -73,3 +73,14 @@ def sample_tree(root: int, pids: list[int] | None = None) -> TreeSample:
         cpu_ticks += int(fields[11]) + int(fields[12])
         rss += _rss_bytes(pid)
     return TreeSample(cpu_s=cpu_ticks / _CLK_TCK, rss_bytes=rss, pids=tuple(pids))
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """CPU seconds spent busy and stolen by the hypervisor, summed over every CPU, since boot."""
+    with open("/proc/stat", "rb") as f:
+        fields = f.readline().split()[1:]  # the first line sums every CPU
+    ticks = [int(v) for v in fields]
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest time is inside user.
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    steal = ticks[7] if len(ticks) > 7 else 0
+    return busy / _CLK_TCK, steal / _CLK_TCK

@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from procstat import machine_busy_s
+
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
 RESULTS = BENCH / "results"
@@ -231,6 +233,22 @@ def roomwire_unavailable(template: str) -> str | None:
     return None
 
 
+def wait_for_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
+    """Wait (at most `limit_s`) until the machine is nearly idle; returns the last busy % seen.
+
+    The machine may be shared (other people's test runs in other containers, invisible to ps but
+    not to /proc/stat): starting a measurement while it is busy only measures the neighbours.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy0, _ = machine_busy_s()
+        time.sleep(1.0)
+        busy1, _ = machine_busy_s()
+        pct = 100 * (busy1 - busy0)
+        if pct < busy_pct or time.monotonic() >= deadline:
+            return round(pct, 1)
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -313,7 +331,10 @@ def run_scenario(
         *MODES[args.mode][scenario],
     ]
     timeout_s = TIMEOUTS_S[args.mode][scenario]
-    print(f"- {LABELS[server]}: {scenario} ...", file=sys.stderr, flush=True)
+    busy = wait_for_quiet(args.quiet_wait_s)
+    print(
+        f"- {LABELS[server]}: {scenario} (machine {busy:.0f}% busy before) ...", file=sys.stderr, flush=True
+    )
     started = time.monotonic()
     try:
         with running_server(argv, pins[0], port, log) as pid:
@@ -326,6 +347,7 @@ def run_scenario(
         return {"error": str(exc)}
     figures: dict[str, Any] = json.loads(out.read_text())
     figures["wall_s"] = round(time.monotonic() - started, 1)
+    figures["machine_busy_pct_before"] = busy
     return figures
 
 
@@ -437,6 +459,11 @@ def notes(results: dict[str, dict[str, Any]], servers: list[str]) -> list[str]:
                         f"{LABELS[server]} {scenario}: load generator saturated "
                         f"({figures['loadgen_cpu_pct']}% CPU): figures are a lower bound"
                     )
+                if figures.get("other_cpu_pct", 0) >= 25:
+                    out.append(
+                        f"{LABELS[server]} {scenario}: other processes used "
+                        f"{figures['other_cpu_pct']}% CPU during the window: noisy"
+                    )
                 if figures.get("limited_by") == "loadgen":
                     out.append(f"{LABELS[server]} sweep: stopped by the load generator, not the server")
                 if figures.get("hit_sweep_max"):
@@ -480,6 +507,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--codec", choices=["json", "msgpack"], default="json", help="roomwire's wire codec")
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the benchmark's own venv")
+    p.add_argument(
+        "--quiet-wait-s",
+        type=float,
+        default=30.0,
+        help="before each measurement, wait up to this long for the machine to be idle",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     return p.parse_args(argv)
 
@@ -508,10 +541,11 @@ def main(argv: list[str] | None = None) -> int:
             f"roomwire: skipped ({skip_roomwire}); set --roomwire-cmd to benchmark another command",
             file=sys.stderr,
         )
-    results: dict[str, dict[str, Any]] = {}
-    for server in servers:
-        results[server] = {}
-        for scenario in scenarios:
+    results: dict[str, dict[str, Any]] = {server: {} for server in servers}
+    # Scenario by scenario, every server back to back: a noisy minute on a shared machine then
+    # hits one row rather than one server's whole column.
+    for scenario in scenarios:
+        for server in servers:
             if server == "roomwire" and skip_roomwire:
                 results[server][scenario] = {"skipped": skip_roomwire}
                 continue
