@@ -1,0 +1,755 @@
+"""The Redis backend: each room is a few hash-tagged keys, each operation one Lua script.
+
+`RedisBackend(url, namespace)` speaks to a standalone Redis (>= 7.0) or a Redis Cluster through
+redis-py's asyncio client (RESP2, hiredis parser). Cluster mode is detected at `open()` (INFO
+cluster); `?cluster=1` / `?cluster=0` in the URL forces it either way.
+
+Key layout (`_redis_scripts.py`; `<ns>` is the namespace, every room key tagged `{r:<id>}` so a
+cluster keeps the whole room in one slot and every room script touches one slot):
+
+    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation
+    <ns>:{r:<id>}:in       stream  inbound inputs, entry id 0-<offset> (offsets from 1)
+    <ns>:{r:<id>}:out      stream  history: events, entry id 0-<seq>, exactly the last `history`
+    <ns>:{r:<id>}:log      stream  commit log: entry 0-<commit number> -> seq range + receipts
+    <ns>:{r:<id>}:snap     hash    snapshot, inbound offset, last seq, commit number
+    <ns>:{r:<id>}:lease    hash    owner, epoch, expiry (Redis server time, ms)
+    <ns>:{r:<id>}:seats    zset    player -> reservation expiry (server time, ms)
+    <ns>:{r:<id>}:members  set     players seated by a `joined` receipt, until `removed`
+    <ns>:{r:<id>}:ch       sharded pub/sub channel of the room's commits
+    <ns>:{<ns>}:rooms[:<type>]  zsets  registry index, score = registration number
+    <ns>:{<ns>}:registered, <ns>:{<ns>}:epoch   counters (registration order, lease epochs)
+    <ns>:kv:<key>          string  lobby kv (PX for the ttl)
+    <ns>:wake              classic pub/sub channel: ids of rooms with input and no live lease
+
+Guarantees and choices (the conformance suite asserts the shared ones):
+
+* Commit (`commit.lua`) is one script: lease epoch check (StaleLeaseError), seq and offset
+  checks (CommitConflictError), snapshot + offset + last seq, XADD of each event, exact history
+  trim, trim of consumed inputs, seat release for `joined`, players count, commit log entry and
+  SPUBLISH of the encoded Published, all or nothing. An `ended` commit publishes and then deletes
+  the room like `delete_room`.
+* Epochs come from one counter per namespace (INCR, then the acquire script), so they grow
+  across delete and re-create of a room id; a lease's epoch stays current after expiry until
+  someone else acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
+* Live delivery: the commit script publishes `<incarnation>:<commit number>|<Published>`.
+  Pub/sub may lose messages on a reconnect; each room feed (`_redis_feed.py`) detects a
+  skipped commit number, and after every (re)subscription it reads what it missed from the
+  commit log (last 256 commits, with receipts) and the history (events), so each commit is
+  delivered exactly once and in order. Commits older than the log are delivered as their
+  events only (receipts lost); a room found deleted after a missed `ended` is reported once as
+  `Published(events=(), ended="gone")`. One pub/sub connection per Redis node, shared by every
+  subscription of the backend; a message costs one dict lookup.
+* A write through this instance (append, commit, create, release) to a room waits until any
+  earlier `subscribe` to that room and `watch_inputs` on this instance are active (at most
+  5 s), so e.g. a gateway that subscribes and then appends a join sees the join's commit.
+* `watch_inputs` is told about appends to rooms with no live lease (and new rooms, and a
+  lease released while inputs wait): a lease holder reads its room itself, so wakeups cost
+  nothing per message of a running room. Wakeups lost while the pub/sub link is down are not
+  replayed: workers should also sweep `list_rooms` for rooms with expired leases.
+* `read_inputs` reads with one script, then waits with XREAD BLOCK (in slices of at most 5 s,
+  re-checking that the room exists in between); `delete_room` leaves a tombstone entry that wakes
+  waiting readers, which then raise RoomNotFoundError.
+* No command is retried automatically: BackendUnavailableError from a write means it may or may
+  not have been applied (for `commit`: `load()` tells, by `last_seq`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+from redis import exceptions as rex
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from roomwire.backends._errors import map_engine_errors
+from roomwire.backends._redis_feed import Fill, LoggedCommit, RoomFeed
+from roomwire.backends._redis_pubsub import PubSubHub
+from roomwire.backends._redis_scripts import NamespaceKeys, RoomKeys, Scripts
+from roomwire.backends.base import Unsubscribe
+from roomwire.backends.records import Commit, Input, Loaded, OutEvent, Published, Receipt, RoomRecord
+from roomwire.errors import (
+    BackendUnavailableError,
+    CommitConflictError,
+    HistoryGoneError,
+    RoomNotFoundError,
+    SetupError,
+    StaleLeaseError,
+)
+
+__all__ = ["RedisBackend"]
+
+logger = logging.getLogger("roomwire.backends.redis")
+
+_SOCKET_TIMEOUT_S = 10.0
+_MAX_BLOCK_MS = 5000  # one XREAD BLOCK slice; below the socket timeout
+_SETTLE_S = 5.0  # how long a write waits for this instance's pending subscriptions
+_LOG_KEEP = 256  # commits kept in a room's commit log, for subscribers that reconnect
+_LIST_BATCH = 64
+
+_UNAVAILABLE = (
+    rex.ConnectionError,
+    rex.TimeoutError,
+    rex.ClusterDownError,
+    rex.TryAgainError,
+    rex.SlotNotCoveredError,
+    rex.ReadOnlyError,  # a replica promoted / demoted under us
+    OSError,
+    TimeoutError,
+)
+_REFUSED = (rex.AuthenticationError, rex.AuthorizationError, rex.NoPermissionError)
+_FAILED = (rex.RedisError, rex.RedisClusterException)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_input = msgspec.msgpack.Decoder(Input).decode
+_decode_event = msgspec.msgpack.Decoder(OutEvent).decode
+_decode_record = msgspec.msgpack.Decoder(RoomRecord).decode
+_decode_receipts = msgspec.msgpack.Decoder(tuple[Receipt, ...]).decode
+
+Client = Redis | RedisCluster
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    with map_engine_errors("redis", unavailable=_UNAVAILABLE, failed=_FAILED, refused=_REFUSED):
+        yield
+
+
+def _not_found(room_id: str) -> RoomNotFoundError:
+    return RoomNotFoundError(f"room {room_id!r} does not exist (never created, or ended)")
+
+
+def _fields(raw: Any) -> dict[bytes, bytes]:
+    """A stream entry's fields: a dict from redis-py's XREAD, a flat list from a script."""
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def _entry_number(entry_id: bytes) -> int:
+    """The <n> of a stream entry id 0-<n>."""
+    return int(entry_id.partition(b"-")[2])
+
+
+class _StandaloneRouter:
+    """Every channel is served by the one server."""
+
+    def __init__(self, client: Redis) -> None:
+        self._pool = client.connection_pool
+
+    def node_for(self, channel: bytes) -> str:
+        return "server"
+
+    def connection(self, node: str) -> AbstractConnection:
+        kwargs = dict(self._pool.connection_kwargs)
+        kwargs["health_check_interval"] = 0  # its PINGs would be read as pub/sub messages
+        return self._pool.connection_class(**kwargs)
+
+    async def refresh(self) -> None:
+        return None
+
+
+class _ClusterRouter:
+    """A channel is served by the primary of its hash slot."""
+
+    def __init__(self, client: RedisCluster) -> None:
+        self._client = client
+
+    def node_for(self, channel: bytes) -> str:
+        node = self._client.get_node_from_key(channel.decode())
+        if node is None:
+            raise rex.SlotNotCoveredError(f"no cluster node serves channel {channel!r}")
+        return str(node.name)
+
+    def connection(self, node: str) -> AbstractConnection:
+        found = self._client.get_node(node_name=node)
+        if found is None:
+            raise rex.ConnectionError(f"cluster node {node} is gone")
+        kwargs = dict(found.connection_kwargs)
+        kwargs["health_check_interval"] = 0
+        return cast(AbstractConnection, found.connection_class(**kwargs))
+
+    async def refresh(self) -> None:
+        await self._client.nodes_manager.initialize()
+
+
+class RedisBackend:
+    """Backend on Redis (standalone or cluster): streams, hashes, Lua scripts, sharded pub/sub."""
+
+    name = "redis"
+
+    def __init__(self, url: str, namespace: str) -> None:
+        if not namespace or "{" in namespace or "}" in namespace:
+            raise SetupError(f"namespace {namespace!r} must be non-empty and contain no braces (hash tags)")
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        cluster = query.pop("cluster", None)
+        self.url = urlunsplit(parts._replace(query=urlencode(query)))
+        self.namespace = namespace
+        self._force_cluster = None if cluster is None else cluster.lower() in ("1", "true", "yes")
+        self._keys = NamespaceKeys(namespace)
+        self._wake = self._keys.wake.encode()
+        self._client: Client | None = None
+        self._scripts: Scripts | None = None
+        self._hub: PubSubHub | None = None
+        self._is_cluster = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._feeds: dict[str, RoomFeed] = {}
+        self._feed_of_channel: dict[bytes, RoomFeed] = {}
+        self._watchers: tuple[Callable[[str], None], ...] = ()
+        self._wake_ready: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisBackend(url={self.url!r}, namespace={self.namespace!r})"
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when connected to a Redis Cluster."""
+        return self._is_cluster
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (detecting cluster mode) and register the scripts; opening twice is a no-op.
+
+        Raises BackendUnavailableError when Redis cannot be reached.
+        """
+        if self._client is not None:
+            return
+        options: dict[str, Any] = {
+            "protocol": 2,
+            "socket_timeout": _SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": 5.0,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 0),  # a retried write could apply twice: the caller decides
+        }
+        client: Client | None = None
+        try:
+            with _engine_errors():
+                is_cluster = self._force_cluster
+                if is_cluster is None:
+                    probe = Redis.from_url(self.url, **options)
+                    try:
+                        info = await probe.info("cluster")
+                    finally:
+                        await probe.aclose()
+                    is_cluster = str(info.get("cluster_enabled", 0)) == "1"
+                if is_cluster:
+                    client = RedisCluster.from_url(self.url, max_connections=1000, **options)
+                    await client.initialize()
+                    router: Any = _ClusterRouter(client)
+                else:
+                    client = Redis.from_url(self.url, health_check_interval=30, **options)
+                    await client.ping()
+                    router = _StandaloneRouter(client)
+        except BaseException:
+            if client is not None:
+                await client.aclose()
+            raise
+        self._client = client
+        self._is_cluster = is_cluster
+        self._scripts = Scripts(client)
+        self._hub = PubSubHub(router, self._on_message, self._on_active)
+
+    async def aclose(self) -> None:
+        """Close connections and stop tasks; waiting readers get BackendUnavailableError."""
+        client, hub = self._client, self._hub
+        self._client = self._scripts = self._hub = None
+        for feed in self._feeds.values():
+            feed.close()
+        self._feeds.clear()
+        self._feed_of_channel.clear()
+        self._watchers = ()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if hub is not None:
+            await hub.aclose()
+        if client is not None:
+            await client.aclose()
+
+    async def drop_all(self) -> None:
+        """Delete every key of the namespace (SCAN + UNLINK, on every primary of a cluster)."""
+        client = self._open_client()
+        with _engine_errors():
+            batch: list[bytes] = []
+            async for key in client.scan_iter(match=self._keys.pattern(), count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await client.unlink(*batch)
+                    batch = []
+            if batch:
+                await client.unlink(*batch)
+
+    def _open_client(self) -> Client:
+        if self._client is None:
+            raise BackendUnavailableError(f"{self!r} is not open; call `await backend.open()` first")
+        return self._client
+
+    def _open_scripts(self) -> Scripts:
+        if self._scripts is None:
+            raise BackendUnavailableError(f"{self!r} is not open; call `await backend.open()` first")
+        return self._scripts
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, script: Any, keys: list[str], *args: Any) -> Any:
+        with _engine_errors():
+            return await script(keys=keys, args=args)
+
+    # --- registry -----------------------------------------------------------------------------
+
+    async def create_room(self, record: RoomRecord, first_input: Input) -> None:
+        """Register a room and append its first input (offset 1); SetupError on a duplicate id."""
+        scripts = self._open_scripts()
+        keys = self._keys.room(record.id)
+        await self._settle(record.id, wake=True)
+        created = await self._run(
+            scripts.create,
+            keys.all(),
+            _encode(record),
+            record.type,
+            record.max_players,
+            record.players,
+            _encode(first_input),
+            self._keys.wake,
+            record.id,
+        )
+        if not created:
+            raise SetupError(f"room {record.id!r} already exists; room ids must be unique")
+        # The index is in another slot: registered after the room exists, so a listed room
+        # always existed (a crash in between leaves an unlisted room, never a phantom one).
+        await self._run(
+            scripts.register,
+            [self._keys.rooms, self._keys.rooms_of_type(record.type), self._keys.registered],
+            record.id,
+        )
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        """The room's record with its current `players` and live `reserved` seats, or None."""
+        scripts = self._open_scripts()
+        return self._record(await self._run(scripts.room, self._keys.room(room_id).all()))
+
+    @staticmethod
+    def _record(raw: Any) -> RoomRecord | None:
+        if not raw:
+            return None
+        record, players, reserved = raw
+        return msgspec.structs.replace(
+            _decode_record(record), players=int(players or 0), reserved=int(reserved)
+        )
+
+    async def list_rooms(self, room_type: str | None = None) -> list[RoomRecord]:
+        """Every live room (of one type when given), in registration order."""
+        client, scripts = self._open_client(), self._open_scripts()
+        index = self._keys.rooms if room_type is None else self._keys.rooms_of_type(room_type)
+        with _engine_errors():
+            ids = [raw.decode() for raw in cast(list[bytes], await client.zrange(index, 0, -1))]
+        rooms: list[RoomRecord] = []
+        for start in range(0, len(ids), _LIST_BATCH):
+            chunk = ids[start : start + _LIST_BATCH]
+            with _engine_errors():
+                raws = await self._get_rooms(client, scripts, chunk)
+            for room_id, raw in zip(chunk, raws, strict=True):
+                record = self._record(raw)
+                if record is not None:
+                    rooms.append(record)
+                else:  # deleted, and its unregistration did not happen (crash) or is under way
+                    await self._run(scripts.unregister, [self._keys.rooms, index], room_id)
+        return rooms
+
+    async def _get_rooms(self, client: Client, scripts: Scripts, ids: list[str]) -> list[Any]:
+        if isinstance(client, Redis):
+            async with client.pipeline(transaction=False) as pipe:
+                for room_id in ids:
+                    await scripts.room(keys=self._keys.room(room_id).all(), client=pipe)
+                return await pipe.execute()
+        # Cluster: the rooms live in different slots; one round trip each, concurrently.
+        return list(await asyncio.gather(*(scripts.room(keys=self._keys.room(r).all()) for r in ids)))
+
+    async def delete_room(self, room_id: str) -> None:
+        """Remove the room and everything stored for it; no-op when it does not exist."""
+        scripts = self._open_scripts()
+        room_type = await self._run(scripts.delete, self._keys.room(room_id).all())
+        if room_type is not None:
+            await self._unregister(room_id, room_type.decode())
+
+    async def _unregister(self, room_id: str, room_type: str) -> None:
+        await self._run(
+            self._open_scripts().unregister, [self._keys.rooms, self._keys.rooms_of_type(room_type)], room_id
+        )
+
+    async def reserve_seat(self, room_id: str, player_id: str, ttl_s: float) -> bool:
+        """Hold a seat until ttl_s from now; False when players + live reservations reach max.
+
+        Raises RoomNotFoundError.
+        """
+        scripts = self._open_scripts()
+        held = await self._run(scripts.reserve, self._keys.room(room_id).all(), player_id, _ms(ttl_s))
+        if held == -1:
+            raise _not_found(room_id)
+        return bool(held)
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    async def append_input(self, room_id: str, item: Input) -> int:
+        """Append to the room's inbound stream; returns its offset. RoomNotFoundError if gone."""
+        scripts = self._open_scripts()
+        await self._settle(room_id, wake=True)
+        offset = await self._run(
+            scripts.append, self._keys.room(room_id).all(), _encode(item), self._keys.wake, room_id
+        )
+        if offset == -1:
+            raise _not_found(room_id)
+        return int(offset)
+
+    async def read_inputs(
+        self, room_id: str, after: int, limit: int, timeout_s: float
+    ) -> list[tuple[int, Input]]:
+        """Up to `limit` inputs with offset > after, waiting up to timeout_s when there are none.
+
+        Raises RoomNotFoundError when the room does not exist or is deleted while waiting.
+        """
+        client, scripts = self._open_client(), self._open_scripts()
+        keys = self._keys.room(room_id)
+        after, limit = max(after, 0), max(limit, 0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        while True:
+            found = await self._run(scripts.read, keys.all(), after, limit)
+            if found == -1:
+                raise _not_found(room_id)
+            items = self._inputs(room_id, found)
+            remaining_ms = int((deadline - loop.time()) * 1000)
+            if items or limit == 0 or remaining_ms <= 0:
+                return items
+            with _engine_errors():
+                got: Any = await client.xread(
+                    {keys.inbound: f"0-{after}"}, count=limit, block=min(remaining_ms, _MAX_BLOCK_MS)
+                )
+            if got:
+                return self._inputs(room_id, got[0][1])
+            # A slice ran out: loop, which re-checks that the room still exists.
+
+    @staticmethod
+    def _inputs(room_id: str, entries: Any) -> list[tuple[int, Input]]:
+        items: list[tuple[int, Input]] = []
+        for entry_id, raw in entries:
+            fields = _fields(raw)
+            data = fields.get(b"d")
+            if data is None:  # the tombstone delete_room leaves for waiting readers
+                raise RoomNotFoundError(f"room {room_id!r} was removed while reading its inputs")
+            items.append((_entry_number(entry_id), _decode_input(data)))
+        return items
+
+    def watch_inputs(self, callback: Callable[[str], None]) -> Unsubscribe:
+        """Call `callback(room_id)` when input arrives for a room that no live lease covers.
+
+        That is: a new room, an append while the room has no live lease, a lease released while
+        inputs wait. Called from the backend's pub/sub reader task, in publish order.
+        """
+        hub = self._open_hub()
+        self._watchers = (*self._watchers, callback)
+        if self._wake_ready is None:
+            self._wake_ready = asyncio.Event()
+            hub.want(self._wake, sharded=False)
+        done = False
+
+        def unwatch() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            watchers = list(self._watchers)
+            if callback in watchers:
+                watchers.remove(callback)
+            self._watchers = tuple(watchers)
+            if not watchers and self._wake_ready is not None and self._hub is not None:
+                self._wake_ready = None
+                self._hub.unwant(self._wake)
+
+        return unwatch
+
+    def _open_hub(self) -> PubSubHub:
+        if self._hub is None:
+            raise BackendUnavailableError(f"{self!r} is not open; call `await backend.open()` first")
+        return self._hub
+
+    # --- lease (Promise 4) --------------------------------------------------------------------
+
+    async def acquire_lease(self, room_id: str, owner: str, ttl_s: float) -> int | None:
+        """A new, higher epoch when the lease is free, expired or already `owner`'s; else None.
+
+        Raises RoomNotFoundError.
+        """
+        client, scripts = self._open_client(), self._open_scripts()
+        with _engine_errors():
+            # The counter lives in the namespace's slot, not the room's: it survives the room.
+            epoch = int(await client.incr(self._keys.epoch))
+        taken = await self._run(scripts.acquire, self._keys.room(room_id).all(), owner, _ms(ttl_s), epoch)
+        if taken == -1:
+            raise _not_found(room_id)
+        return epoch if taken == 1 else None
+
+    async def renew_lease(self, room_id: str, owner: str, epoch: int, ttl_s: float) -> None:
+        """Extend the lease to ttl_s from now; StaleLeaseError when `epoch` is not current."""
+        scripts = self._open_scripts()
+        renewed = await self._run(scripts.renew, self._keys.room(room_id).all(), owner, epoch, _ms(ttl_s))
+        if renewed != 1:
+            raise _stale(room_id, epoch, renewed[1])
+
+    async def release_lease(self, room_id: str, owner: str, epoch: int) -> None:
+        """Give the lease up (waking watchers when inputs wait); no-op when it is not ours."""
+        scripts = self._open_scripts()
+        await self._settle(room_id, wake=True)
+        await self._run(
+            scripts.release, self._keys.room(room_id).all(), owner, epoch, self._keys.wake, room_id
+        )
+
+    # --- journal ------------------------------------------------------------------------------
+
+    async def load(self, room_id: str) -> Loaded | None:
+        """The room's last commit, or None before the first; RoomNotFoundError if gone."""
+        scripts = self._open_scripts()
+        found = await self._run(scripts.load, self._keys.room(room_id).all())
+        if found == -1:
+            raise _not_found(room_id)
+        snapshot, offset, last_seq = found
+        if snapshot is None:
+            return None
+        return Loaded(snapshot=snapshot, inbound_offset=int(offset), last_seq=int(last_seq))
+
+    async def commit(self, room_id: str, epoch: int, commit: Commit, history: int) -> None:
+        """Write one journal step atomically (one script), then publish it to subscribers.
+
+        Raises StaleLeaseError (epoch not current, or room gone) or CommitConflictError (events
+        do not continue the sequence, or the inbound offset goes back or beyond the last
+        input); either way nothing changes. BackendUnavailableError: outcome unknown.
+        """
+        scripts = self._open_scripts()
+        events = commit.events
+        first = events[0].seq if events else 0
+        for i, event in enumerate(events):
+            if event.seq != first + i:
+                raise CommitConflictError(
+                    f"room {room_id!r}: event seqs of one commit must be consecutive "
+                    f"(got {event.seq} after {first + i - 1})"
+                )
+        receipts = commit.receipts
+        joined = [r.player for r in receipts if r.kind == "joined"]
+        removed = [r.player for r in receipts if r.kind == "removed"]
+        published = Published(room=room_id, events=events, receipts=receipts, ended=commit.ended)
+        await self._settle(room_id, wake=False)
+        result = await self._run(
+            scripts.commit,
+            self._keys.room(room_id).all(),
+            epoch,
+            max(history, 0),
+            commit.inbound_offset,
+            commit.snapshot,
+            "" if commit.players is None else commit.players,
+            "" if commit.ended is None else "1",
+            first,
+            len(events),
+            _encode(published),
+            _encode(receipts) if receipts else b"",
+            len(joined),
+            len(removed),
+            _LOG_KEEP,
+            *joined,
+            *removed,
+            *(_encode(event) for event in events),
+        )
+        code = result[0]
+        if code == 1:
+            raise _stale(room_id, epoch, result[1])
+        if code == 2:
+            raise CommitConflictError(
+                f"room {room_id!r}: first event seq {first} does not continue the sequence "
+                f"(last committed: {result[1]}); reload the room and retry"
+            )
+        if code == 3:
+            raise CommitConflictError(
+                f"room {room_id!r}: inbound offset {commit.inbound_offset} is outside "
+                f"{result[1]}..{result[2]} (committed..appended)"
+            )
+        if len(result) == 3:  # ended: the room's keys are gone; now its registry entry
+            await self._unregister(room_id, result[2].decode())
+
+    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
+        """Committed events with seq > after; HistoryGoneError when some are out of the window.
+
+        Raises RoomNotFoundError.
+        """
+        scripts = self._open_scripts()
+        after = max(after, 0)
+        found = await self._run(scripts.events, self._keys.room(room_id).all(), after)
+        if found == -1:
+            raise _not_found(room_id)
+        last_seq, entries = found
+        if not entries:
+            if after < last_seq:
+                raise _history_gone(room_id, after, last_seq + 1)
+            return []
+        first = _entry_number(entries[0][0])
+        if first != after + 1:
+            raise _history_gone(room_id, after, first)
+        return [_decode_event(_fields(raw)[b"e"]) for _, raw in entries]
+
+    def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
+        """Deliver each later commit of the room to `callback` once, in order, after it is durable.
+
+        Called from the backend's pub/sub reader task; a callback that raises is logged.
+        """
+        hub = self._open_hub()
+        feed = self._feeds.get(room_id)
+        if feed is None:
+            keys = self._keys.room(room_id)
+            channel = keys.channel.encode()
+            feed = RoomFeed(room_id, partial(self._fill, keys), self._spawn)
+            self._feeds[room_id] = feed
+            self._feed_of_channel[channel] = feed
+            self._spawn(feed.start(partial(hub.want, channel, sharded=True)))
+        feed.callbacks = (*feed.callbacks, callback)
+        done = False
+
+        def unsubscribe() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            callbacks = list(feed.callbacks)
+            if callback in callbacks:
+                callbacks.remove(callback)
+            feed.callbacks = tuple(callbacks)
+            if not callbacks and self._feeds.get(room_id) is feed:
+                channel = self._keys.room(room_id).channel.encode()
+                del self._feeds[room_id]
+                del self._feed_of_channel[channel]
+                feed.close()
+                if self._hub is not None:
+                    self._hub.unwant(channel)
+
+        return unsubscribe
+
+    async def _fill(self, keys: RoomKeys, after_commit: int, after_seq: int) -> Fill | None:
+        found = await self._run(self._open_scripts().fill, keys.all(), after_commit, after_seq)
+        if not found:
+            return None
+        incarnation, commit, last_seq, log, events = found
+        logged = []
+        for entry_id, raw in log:
+            fields = _fields(raw)
+            logged.append(
+                LoggedCommit(
+                    number=_entry_number(entry_id),
+                    first_seq=int(fields[b"f"]),
+                    count=int(fields[b"n"]),
+                    receipts=_decode_receipts(fields[b"r"]) if fields[b"r"] else (),
+                )
+            )
+        return Fill(
+            incarnation=incarnation,
+            commit=int(commit),
+            last_seq=int(last_seq),
+            log=logged,
+            events={_entry_number(i): _decode_event(_fields(raw)[b"e"]) for i, raw in events},
+        )
+
+    # --- pub/sub dispatch ---------------------------------------------------------------------
+
+    def _on_message(self, channel: bytes, payload: bytes) -> None:
+        if channel == self._wake:
+            room_id = payload.decode()
+            for callback in self._watchers:
+                try:
+                    callback(room_id)
+                except Exception:
+                    # One watcher's bug must not starve the others.
+                    logger.exception("input watcher %r failed for room %s", callback, room_id)
+            return
+        feed = self._feed_of_channel.get(channel)
+        if feed is not None:
+            feed.on_message(payload)
+
+    def _on_active(self, channel: bytes) -> None:
+        if channel == self._wake:
+            if self._wake_ready is not None:
+                self._wake_ready.set()
+            return
+        feed = self._feed_of_channel.get(channel)
+        if feed is not None:
+            feed.on_active()
+
+    async def _settle(self, room_id: str, *, wake: bool) -> None:
+        """Wait (bounded) until this instance's subscriptions that a write may notify are active."""
+        pending = []
+        feed = self._feeds.get(room_id)
+        if feed is not None and not feed.ready.is_set():
+            pending.append(feed.ready)
+        if wake and self._wake_ready is not None and not self._wake_ready.is_set():
+            pending.append(self._wake_ready)
+        if not pending:
+            return
+        try:
+            async with asyncio.timeout(_SETTLE_S):
+                for ready in pending:
+                    await ready.wait()
+        except TimeoutError:
+            logger.warning("room %s: writing before this instance's subscriptions are active", room_id)
+
+    # --- key-value for lobby data -------------------------------------------------------------
+
+    async def kv_get(self, key: str) -> bytes | None:
+        """The value stored under key, or None."""
+        client = self._open_client()
+        with _engine_errors():
+            return cast(bytes | None, await client.get(self._keys.kv(key)))
+
+    async def kv_set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Store value under key, expiring after ttl_s seconds when given."""
+        client = self._open_client()
+        with _engine_errors():
+            if ttl_s is None:
+                await client.set(self._keys.kv(key), value)
+            elif ttl_s <= 0:
+                await client.delete(self._keys.kv(key))
+            else:
+                await client.set(self._keys.kv(key), value, px=_ms(ttl_s))
+
+    async def kv_delete(self, key: str) -> None:
+        """Remove key (no-op when absent)."""
+        client = self._open_client()
+        with _engine_errors():
+            await client.delete(self._keys.kv(key))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _stale(room_id: str, epoch: int, current: bytes) -> StaleLeaseError:
+    return StaleLeaseError(
+        f"epoch {epoch} of room {room_id!r} is stale (current: {current.decode() or 'none'}); "
+        "another worker owns the room now: drop its in-memory state"
+    )
+
+
+def _history_gone(room_id: str, after: int, oldest: int) -> HistoryGoneError:
+    return HistoryGoneError(
+        f"room {room_id!r} keeps events from seq {oldest} on; events after {after} are gone: "
+        "rejoin the room instead of resuming"
+    )
