@@ -260,6 +260,10 @@ class Gateway:
                         await self._on_frame(conn, data)
                 elif message["type"] == "websocket.disconnect":
                     break
+        except asyncio.CancelledError:
+            if not conn.aborted:
+                raise
+            # A slow consumer: returning lets the server close the transport.
         finally:
             del self._conns[conn.id]
             await self._on_disconnect(conn)

@@ -31,14 +31,17 @@ class Connection:
 
     __slots__ = (
         "_closed",
+        "_closer",
         "_queue",
         "_queued_bytes",
         "_send",
         "_wakeup",
+        "aborted",
         "close_code",
         "close_reason",
         "codec",
         "errors_in_row",
+        "handler",
         "id",
         "is_ready",
         "last_seen",
@@ -68,6 +71,9 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.writer: asyncio.Task[None] | None = None
+        self.handler: asyncio.Task[Any] | None = asyncio.current_task()
+        self.aborted = False
+        self._closer: asyncio.Task[None] | None = None
 
     @property
     def is_closed(self) -> bool:
@@ -85,12 +91,36 @@ class Connection:
         self._queue.append(data)
         self._queued_bytes += len(data)
         if len(self._queue) > self.max_queue_frames or self._queued_bytes > self.max_queue_bytes:
-            # Promise 7 / bounded memory: a client that cannot keep up is dropped; it resumes on reconnect.
-            self._queue.clear()
-            self._queued_bytes = 0
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: send queue full")
+            self._drop_slow_consumer()
             return
         self._wakeup.set()
+
+    def _drop_slow_consumer(self) -> None:
+        """Promise 7 / bounded memory: a client that cannot keep up is dropped; it resumes on reconnect.
+
+        The writer is blocked on the socket's flow control, so queued frames are discarded and a
+        separate task sends the close frame once the socket drains (or gives up after a while);
+        then the receive loop is cancelled so the server closes the transport.
+        """
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._closed = True
+        self.close_code = CloseCode.SLOW_CONSUMER
+        self.close_reason = "slow consumer: send queue full"
+        if self.writer is not None:
+            self.writer.cancel()
+        self.aborted = True
+        task = asyncio.create_task(self._close_then_abort(), name=f"roomwire-conn-{self.id}-abort")
+        self._closer = task
+
+    async def _close_then_abort(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            async with asyncio.timeout(10):
+                await self._send(
+                    {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+                )
+        if self.handler is not None and not self.handler.done():
+            self.handler.cancel()
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame after what is queued (or at once for a slow consumer)."""

@@ -1,0 +1,118 @@
+"""Seats, identity and the end of a room, over real WebSockets and the lobby."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from gateway_harness import Server
+
+
+async def test_join_without_a_valid_seat_is_refused(server: Server) -> None:
+    seat = await server.seat(create=True)
+    client = await server.connect()
+    assert (await client.join("not-a-token", room=seat.room))["code"] == "unauthorized"
+    # An identity token is not a seat.
+    assert (await client.join(seat.token, room=seat.room))["code"] == "unauthorized"
+    # A seat whose player id was changed by the client fails its signature.
+    head, payload, sig = seat.seat.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "someone-else"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert (await client.join(f"{head}.{forged}.{sig}", room=seat.room))["code"] == "unauthorized"
+    assert (await client.join(seat))["t"] == "joined"
+
+
+async def test_seat_for_another_room_is_forbidden(server: Server) -> None:
+    mine = await server.seat(create=True)
+    theirs = await server.seat(create=True)
+    client = await server.connect()
+    assert (await client.join(mine.seat, room=theirs.room))["code"] == "forbidden"
+
+
+async def test_player_id_comes_from_the_seat(server: Server) -> None:
+    seat = await server.seat(create=True)
+    client = await server.connect()
+    joined = await client.join(seat)
+    assert joined["player"] == seat.player
+
+
+async def test_room_refuses_players_past_max_players(server: Server) -> None:
+    first = await server.seat(create=True)
+    for _ in range(2):
+        await server.seat(room=first.room)
+    token = await server.guest()
+    response = await server.http.post(
+        f"/rooms/{first.room}/seats", headers={"authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 409 and response.json()["error"]["code"] == "room_full"
+    # join-or-create puts the fourth player into a new room instead.
+    fourth = await server.seat(token=token)
+    assert fourth.room != first.room
+
+
+async def test_join_hook_can_refuse_with_a_reason(server: Server) -> None:
+    seat = await server.seat(create=True)
+    banned = server.app.issue_token("mallory", {"banned": True})
+    their = await server.seat(room=seat.room, token=banned)
+    client = await server.connect()
+    refused = await client.join(their)
+    assert refused["code"] == "forbidden" and "banned" in refused["message"]
+
+
+async def test_lobby_needs_a_token(server: Server) -> None:
+    response = await server.http.post("/rooms/join-or-create", json={"type": "arena"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    bad = await server.http.post("/rooms", json={"type": "arena"}, headers={"authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    token = await server.guest()
+    unknown = await server.http.post(
+        "/rooms", json={"type": "nope"}, headers={"authorization": f"Bearer {token}"}
+    )
+    assert unknown.status_code == 404 and "arena" in unknown.json()["error"]["message"]
+    malformed = await server.http.post("/rooms", content=b"{", headers={"authorization": f"Bearer {token}"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "bad_frame"
+
+
+async def test_room_end_tells_clients_and_removes_room_and_history(server: Server) -> None:
+    alice, seat = await server.player(create=True)
+    bob_seat = await server.seat(room=seat.room)
+    bob = await server.connect()
+    joined = await bob.join(bob_seat)
+    headers = {"authorization": f"Bearer {seat.token}"}
+    listed = (await server.http.get("/rooms", params={"type": "arena"}, headers=headers)).json()["rooms"]
+    assert seat.room in [r["id"] for r in listed]
+
+    await alice.msg(seat.room, "end")
+    for client in (alice, bob):
+        left = await client.recv_until("left", room=seat.room)
+        assert left["reason"] == "ended" and left["detail"] == "game over"
+
+    listed = (await server.http.get("/rooms", params={"type": "arena"}, headers=headers)).json()["rooms"]
+    assert seat.room not in [r["id"] for r in listed]
+    gone = await server.http.post(f"/rooms/{seat.room}/seats", headers=headers)
+    assert gone.status_code == 404
+    again = await server.connect()
+    refused = await again.join(joined["rejoin"], room=seat.room, since=0)
+    assert refused["code"] == "room_not_found"
+
+
+async def test_leave_tells_the_client_and_the_room(server: Server) -> None:
+    alice, seat = await server.player(create=True)
+    bob, _ = await server.player(await server.seat(room=seat.room))
+    await bob.send({"t": "leave", "room": seat.room})
+    assert (await bob.recv_until("left", room=seat.room))["reason"] == "left"
+    msg_id = await bob.msg(seat.room, "move", {"n": 1})
+    assert (await bob.recv_until("reject", id=msg_id))["code"] == "not_joined"
+    await alice.msg(seat.room, "move", {"n": 1})
+    assert (await alice.recv_until("event", type="moved"))["data"]["total"] == 1
+
+
+async def test_same_player_on_a_second_connection_replaces_the_first(server: Server) -> None:
+    alice, seat = await server.player(create=True)
+    second = await server.connect()
+    again = await server.seat(room=seat.room, token=seat.token)
+    assert (await second.join(again))["t"] == "joined"
+    assert (await alice.recv_until("left", room=seat.room))["reason"] == "replaced"
+    await second.msg(seat.room, "move", {"n": 4})
+    assert (await second.recv_until("event", type="moved"))["data"]["total"] == 4
