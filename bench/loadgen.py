@@ -112,7 +112,7 @@ async def measure_window(
         busy0, steal0 = machine_busy_s()
         t0 = time.monotonic()
         await _sleep_until(end_ns)
-        server1 = sample_tree(server_pid, list(server0.pids)) if server0 else None
+        server1 = sample_tree(server_pid, list(server0.pids)) if server0 and server_pid else None
         self1, user1 = _cpu_self_s(), _cpu_self_user_s()
         busy1, steal1 = machine_busy_s()
         elapsed = time.monotonic() - t0

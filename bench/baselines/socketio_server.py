@@ -37,7 +37,6 @@ def build_app() -> Any:
     rooms: dict[str, RoomState] = {}
     room_of: dict[str, str] = {}
 
-    @sio.event
     async def join(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         name = str(data["room"])
         await sio.enter_room(sid, name)
@@ -48,7 +47,6 @@ def build_app() -> Any:
         room_of[sid] = name
         return {"room": name, "player": sid, "seq": state.seq}
 
-    @sio.event
     async def move(sid: str, data: dict[str, Any]) -> None:
         name = room_of.get(sid)
         if name is None:
@@ -63,11 +61,9 @@ def build_app() -> Any:
             room=name,
         )
 
-    @sio.event
     async def echo(sid: str, data: Any) -> Any:
         return data
 
-    @sio.event
     async def disconnect(sid: str, *args: Any) -> None:
         name = room_of.pop(sid, None)
         if name is None:
@@ -78,6 +74,9 @@ def build_app() -> Any:
         if state.members <= 0:
             del rooms[name]
 
+    # python-socketio's decorators are untyped: register the handlers explicitly.
+    for handler in (join, move, echo, disconnect):
+        sio.on(handler.__name__, handler=handler)
     return socketio.ASGIApp(sio)
 
 
