@@ -204,6 +204,7 @@ export class Client {
         },
         status: (status) => this.setStatus(status),
         problem: (error) => this.reportError(error),
+        isNeeded: () => this.rooms.size > 0,
       },
       {
         codec: this.options.codec,

@@ -5,8 +5,11 @@
  *
  *     idle ──open()──► connecting ──welcome──► connected ──socket lost──► reconnecting
  *       ▲                  │                      ▲                          │
- *       └── first attempt ─┘                      └────────── welcome ───────┘
- *           failed                   any ──close() or fatal close code──► closed
+ *       ├── first attempt ─┘                      └────────── welcome ───────┘
+ *       │   failed
+ *       └── socket lost (or retry due) while the owner needs no connection (no rooms left)
+ *
+ *                                    any ──close() or fatal close code──► closed
  *
  * A connection that never got a `welcome` goes back to idle and rejects its waiters: a broken URL
  * or server fails fast instead of retrying forever. Once it has been connected, a lost socket is
@@ -85,14 +88,16 @@ export interface ConnectionHandlers {
   status(status: ConnectionStatus): void;
   /** Something went wrong that does not end the connection (an undecodable frame). */
   problem(error: RoomwireError): void;
+  /** True while the owner needs the connection (it is in rooms); otherwise a lost one stays idle. */
+  isNeeded(): boolean;
 }
 
 /** Legal status transitions; a transition not listed here is a bug in this module. */
 const TRANSITIONS: Readonly<Record<ConnectionStatus, readonly ConnectionStatus[]>> = {
   idle: ["connecting", "closed"],
   connecting: ["connected", "idle", "closed"],
-  connected: ["reconnecting", "closed"],
-  reconnecting: ["connected", "closed"],
+  connected: ["reconnecting", "idle", "closed"],
+  reconnecting: ["connected", "idle", "closed"],
   closed: [],
 };
 
@@ -333,6 +338,12 @@ export class Connection {
       this.rejectWaiters(error);
       return;
     }
+    if (!this.handlers.isNeeded() && this.waiters.length === 0) {
+      // No room to resume: reconnecting would only hold a socket; the next join opens one.
+      this.attempts = 0;
+      this.setStatus("idle");
+      return;
+    }
     if (this.reconnect === false) {
       this.finish(error);
       return;
@@ -361,7 +372,13 @@ export class Connection {
     const delayMs = ceiling / 2 + Math.random() * (ceiling / 2);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      if (this.state === "reconnecting") this.openSocket();
+      if (this.state !== "reconnecting") return;
+      if (this.handlers.isNeeded() || this.waiters.length > 0) {
+        this.openSocket();
+      } else {
+        this.attempts = 0;
+        this.setStatus("idle");
+      }
     }, delayMs);
   }
 

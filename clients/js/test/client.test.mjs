@@ -363,6 +363,24 @@ describe("client against a scripted peer", () => {
     assert.equal(client.status, "closed");
   });
 
+  test("with no room left, a lost socket is not reopened until the next join", async () => {
+    const { client, room, peer, statuses } = await joined();
+    const leaving = room.leave();
+    await peer.next();
+    peer.send({ t: "left", room: "r1", reason: "left" });
+    await leaving;
+    peer.close(1001, "going away");
+    await statuses.until("idle", (items) => items.at(-1) === "idle");
+    assert.equal(server.waitingPeers, 0);
+    const joining = client.joinSeat({ ...SEAT, seat: "seat-again" });
+    const peer2 = await server.nextPeer();
+    await peer2.handshake();
+    assert.deepEqual(await peer2.next(), { t: "join", room: "r1", seat: "seat-again" });
+    peer2.send({ t: "joined", room: "r1", player: "p1", seq: 3, last_id: 0, rejoin: "r" });
+    await joining;
+    assert.deepEqual(statuses.items, ["connecting", "connected", "idle", "connecting", "connected"]);
+  });
+
   test("two rooms share one socket and each resumes from its own seq", async () => {
     const { client, room, peer } = await joined({ seq: 2 });
     const joining2 = client.joinSeat({ ...SEAT, room: "r2", seat: "seat-2" });
