@@ -307,12 +307,13 @@ def run_scenario(
     python: Path,
     pins: tuple[list[str], list[str]],
     run_dir: Path,
+    attempt: int = 0,
 ) -> dict[str, Any]:
     """Fresh server, one load generator run, server stopped; returns the figures or the error."""
     port = free_port()
     argv = server_command(server, python, args.roomwire_cmd, port)
-    out = run_dir / f"{server}-{scenario}.json"
-    log = run_dir / f"{server}-{scenario}.server.log"
+    out = run_dir / f"{server}-{scenario}-{attempt}.json"
+    log = run_dir / f"{server}-{scenario}-{attempt}.server.log"
     loadgen = [
         str(python),
         str(BENCH / "loadgen.py"),
@@ -349,6 +350,17 @@ def run_scenario(
     figures["wall_s"] = round(time.monotonic() - started, 1)
     figures["machine_busy_pct_before"] = busy
     return figures
+
+
+def quietest(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of repeated runs, the one least disturbed by other processes (all are kept in `runs`)."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[-1]
+    best = dict(min(good, key=lambda r: float(r.get("other_cpu_pct", 0.0))))
+    if len(runs) > 1:
+        best["runs"] = runs
+    return best
 
 
 def _run_streaming(argv: list[str], timeout_s: float) -> tuple[int | None, str]:
@@ -513,6 +525,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="before each measurement, wait up to this long for the machine to be idle",
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each measurement N times; the table shows the least disturbed one",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     return p.parse_args(argv)
 
@@ -549,9 +567,11 @@ def main(argv: list[str] | None = None) -> int:
             if server == "roomwire" and skip_roomwire:
                 results[server][scenario] = {"skipped": skip_roomwire}
                 continue
-            results[server][scenario] = run_scenario(
-                server, scenario, args, python, (server_pin, loadgen_pin), run_dir
-            )
+            runs = [
+                run_scenario(server, scenario, args, python, (server_pin, loadgen_pin), run_dir, attempt)
+                for attempt in range(args.repeat)
+            ]
+            results[server][scenario] = quietest(runs)
 
     roomwire_argv = shlex.split(args.roomwire_cmd.format(app=APP, host=HOST, port=0, project=PROJECT))
     record = {

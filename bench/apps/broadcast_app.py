@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from roomwire import App
+from roomwire import App, Player, Room
 
 app = App("bench")
 room = app.room("bench", max_players=1000, rate_limit=None)
@@ -25,19 +25,19 @@ class Move(msgspec.Struct):
 
 
 @room.on_create
-def create(room: Any, options: Any) -> None:
+def create(room: Room, options: Any) -> None:
     """Start with no positions."""
     room.state["pos"] = {}
 
 
 @room.message("move")
-def move(room: Any, player: Any, msg: Move) -> None:
+def move(room: Room, player: Player, msg: Move) -> None:
     """Record the position and tell everyone in the room."""
     room.state["pos"][player.id] = [msg.x, msg.y]
     room.broadcast("moved", p=player.id, x=msg.x, y=msg.y, ts=msg.ts)
 
 
 @room.message("echo")
-def echo(room: Any, player: Any, msg: dict[str, Any]) -> None:
+def echo(room: Room, player: Player, msg: dict[str, Any]) -> None:
     """Send the message back to its sender only."""
     room.send(player, "echo", msg)
