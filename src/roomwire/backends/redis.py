@@ -143,8 +143,9 @@ def _entry_number(entry_id: bytes) -> int:
 class _StandaloneRouter:
     """Every channel is served by the one server."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, client_name: str) -> None:
         self._pool = client.connection_pool
+        self._client_name = client_name
 
     def node_for(self, channel: bytes) -> str:
         return "server"
@@ -152,6 +153,7 @@ class _StandaloneRouter:
     def connection(self, node: str) -> AbstractConnection:
         kwargs = dict(self._pool.connection_kwargs)
         kwargs["health_check_interval"] = 0  # its PINGs would be read as pub/sub messages
+        kwargs["client_name"] = self._client_name
         return self._pool.connection_class(**kwargs)
 
     async def refresh(self) -> None:
@@ -161,8 +163,9 @@ class _StandaloneRouter:
 class _ClusterRouter:
     """A channel is served by the primary of its hash slot."""
 
-    def __init__(self, client: RedisCluster) -> None:
+    def __init__(self, client: RedisCluster, client_name: str) -> None:
         self._client = client
+        self._client_name = client_name
 
     def node_for(self, channel: bytes) -> str:
         node = self._client.get_node_from_key(channel.decode())
@@ -176,6 +179,7 @@ class _ClusterRouter:
             raise rex.ConnectionError(f"cluster node {node} is gone")
         kwargs = dict(found.connection_kwargs)
         kwargs["health_check_interval"] = 0
+        kwargs["client_name"] = self._client_name
         return cast(AbstractConnection, found.connection_class(**kwargs))
 
     async def refresh(self) -> None:
@@ -212,6 +216,12 @@ class RedisBackend:
         return f"RedisBackend(url={self.url!r}, namespace={self.namespace!r})"
 
     @property
+    def pubsub_client_name(self) -> str:
+        """The CLIENT SETNAME of this backend's pub/sub connections (visible in CLIENT LIST)."""
+        # CLIENT SETNAME refuses spaces and control characters.
+        return "roomwire-pubsub:" + "".join(ch if "!" <= ch <= "~" else "_" for ch in self.namespace)
+
+    @property
     def is_cluster(self) -> bool:
         """True when connected to a Redis Cluster."""
         return self._is_cluster
@@ -246,11 +256,11 @@ class RedisBackend:
                 if is_cluster:
                     client = RedisCluster.from_url(self.url, max_connections=1000, **options)
                     await client.initialize()
-                    router: Any = _ClusterRouter(client)
+                    router: Any = _ClusterRouter(client, self.pubsub_client_name)
                 else:
                     client = Redis.from_url(self.url, health_check_interval=30, **options)
                     await client.ping()
-                    router = _StandaloneRouter(client)
+                    router = _StandaloneRouter(client, self.pubsub_client_name)
         except BaseException:
             if client is not None:
                 await client.aclose()
