@@ -38,11 +38,6 @@ values: st.SearchStrategy[Any] = st.recursive(
 )
 
 
-# Exceptions codec.py lets escape today. Each has a strict xfail test below that turns red once
-# codec.py is fixed: then delete it from this tuple together with that test's xfail marker.
-_KNOWN_ESCAPES: tuple[type[Exception], ...] = (UnicodeDecodeError,)
-
-
 def _decode_only_protocol_errors(
     codec: Codec, data: bytes | str, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
 ) -> None:
@@ -50,8 +45,6 @@ def _decode_only_protocol_errors(
         codec.decode_client(data, max_bytes=max_bytes)
     except ProtocolError as exc:
         assert exc.error_code in (ErrorCode.BAD_FRAME, ErrorCode.FRAME_TOO_LARGE)
-    except _KNOWN_ESCAPES:
-        pass  # a known codec.py bug, pinned by a strict xfail test below
 
 
 def _wire(codec: Codec, value: Any) -> bytes:
@@ -99,11 +92,6 @@ def test_arbitrary_text_only_raises_protocol_error_in_json(text: str) -> None:
     _decode_only_protocol_errors(JSON, text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="codec.py lets msgspec's RecursionError escape for deeply nested data (see report)",
-)
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
 def test_deeply_nested_data_raises_protocol_error(codec: Codec) -> None:
     if codec.is_binary:
@@ -114,21 +102,11 @@ def test_deeply_nested_data_raises_protocol_error(codec: Codec) -> None:
         codec.decode_client(wire_data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="codec.py lets UnicodeDecodeError escape for a MessagePack str that is not UTF-8 (see report)",
-)
 def test_msgpack_string_that_is_not_utf8_raises_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         MSGPACK.decode_client(b"\x81\xa1t\xa2\x80\x80")  # {"t": <2 bytes that are not UTF-8>}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="codec.py passes str to the MessagePack decoder, which raises TypeError (see report)",
-)
 def test_text_given_to_the_msgpack_codec_raises_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         MSGPACK.decode_client('{"t":"ping"}')
@@ -202,10 +180,6 @@ def test_oversized_input_never_reaches_the_decoder(name: str) -> None:
     assert info.value.error_code is ErrorCode.FRAME_TOO_LARGE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py measures a str frame in characters, not UTF-8 bytes (see report)",
-)
 def test_text_frames_are_measured_in_utf8_bytes() -> None:
     text = JSON.encode(Msg(room="r", type="say", data="é" * 600)).decode("utf-8")
     assert len(text) < 1000 < len(text.encode("utf-8"))

@@ -57,17 +57,27 @@ class Codec:
 
 
 def _decode(decoder: Any, data: bytes | str, max_bytes: int) -> Any:
-    if len(data) > max_bytes:
+    # The limit is in bytes on the wire: a text frame is measured in UTF-8, before any parsing.
+    size = len(data)
+    if isinstance(data, str) and size * 4 > max_bytes:  # UTF-8 takes at most 4 bytes a character
+        size = len(data.encode())
+    if size > max_bytes:
         raise ProtocolError(
-            f"frame of {len(data)} bytes exceeds the limit of {max_bytes} bytes",
+            f"frame of {size} bytes exceeds the limit of {max_bytes} bytes",
             code=ErrorCode.FRAME_TOO_LARGE,
         )
+    if isinstance(data, str) and isinstance(decoder, msgspec.msgpack.Decoder):
+        data = data.encode()
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise ProtocolError(f"not a valid frame: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"cannot decode frame: {exc}") from exc
+    except RecursionError as exc:
+        raise ProtocolError("frame is nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"frame holds a string that is not UTF-8: {exc.reason}") from exc
 
 
 JSON: Final = Codec("json")
