@@ -19,6 +19,8 @@ Events (what a client renders):
 
 Messages: `move` {x, y}: where the player wants to be. The server clamps it to the arena and
 refuses (RejectedError) a move farther than MAX_STEP from the player's position.
+`sync` (no data): send me the `state` snapshot again, e.g. after a page reload: a player who
+comes back within the reconnect grace keeps their seat and no join hook runs.
 """
 
 from __future__ import annotations
@@ -136,6 +138,12 @@ def move(room: Room, player: Player, msg: Move) -> None:
     me["x"], me["y"] = x, y
     room.broadcast("moved", id=player.id, x=x, y=y)
     _check_tag(room, player.id)
+
+
+@arena.message("sync")
+def sync(room: Room, player: Player, msg: None) -> None:
+    """Send the `state` snapshot again to the player who asks."""
+    room.send(player, "state", _snapshot(room))
 
 
 def _check_tag(room: Room, mover: str) -> None:

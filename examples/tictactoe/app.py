@@ -18,7 +18,8 @@ Events:
     game_over         {winner, line} or {draw: true}, plus {reason, rematch_until}
     rematch_requested {id}
     left              {id, reason}
-Messages: `place` {cell}; `rematch` {}.
+Messages: `place` {cell}; `rematch` (no data); `sync` (no data): send me the `state` snapshot
+again (e.g. after a page reload within the reconnect grace, when no join hook runs).
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ class Place(msgspec.Struct, forbid_unknown_fields=True):
     """Put your mark in a cell (0..8); the schema refuses anything else before the handler runs."""
 
     cell: Annotated[int, msgspec.Meta(ge=0, le=8)]
-
-
-class Rematch(msgspec.Struct, forbid_unknown_fields=True):
-    """Ask to play again once the game is over (no fields; the message may also carry no data)."""
 
 
 class Options(msgspec.Struct, forbid_unknown_fields=True):
@@ -130,7 +127,7 @@ def place(room: Room, player: Player, msg: Place) -> None:
 
 
 @tictactoe.message("rematch")
-def rematch(room: Room, player: Player, msg: Rematch | None) -> None:
+def rematch(room: Room, player: Player, msg: None) -> None:
     """Ask to play again; when both players asked, a new game starts with the marks swapped."""
     state = room.state
     if state["status"] != "over":
@@ -146,6 +143,12 @@ def rematch(room: Room, player: Player, msg: Rematch | None) -> None:
         marks = state["marks"]
         state["marks"] = {"X": marks["O"], "O": marks["X"]}
         _start_game(room)
+
+
+@tictactoe.message("sync")
+def sync(room: Room, player: Player, msg: None) -> None:
+    """Send the `state` snapshot again to the player who asks."""
+    room.send(player, "state", _snapshot(room))
 
 
 # --- game -------------------------------------------------------------------------------------

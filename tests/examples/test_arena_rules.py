@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from types import ModuleType
 from typing import Any
@@ -217,6 +218,22 @@ def test_round_timers_are_module_level_functions(game: ModuleType) -> None:
     t = RoomTester(game.arena)
     t.join("a")
     assert [timer.fn for timer in t.room.timers] == [f"{game.__name__}:end_round"]
+    # After a recovery the runtime finds the callback again by that path.
+    module, _, name = t.room.timers[0].fn.partition(":")
+    assert getattr(importlib.import_module(module), name) is game.end_round
+
+
+def test_sync_sends_the_snapshot_again(game: ModuleType) -> None:
+    t = RoomTester(game.arena)
+    a, b = t.join("a"), t.join("b")
+    walk_to(t, game, b, 10, 10)
+    b.disconnect()
+    b.reconnect()  # within the grace: the seat is kept and no join hook runs
+    b.send("sync")
+    snapshot = b.events_of("state")[-1]
+    assert snapshot["phase"] == "playing"
+    assert {"id": "b", "x": 10, "y": 10}.items() <= snapshot["players"][1].items()
+    assert len(a.events_of("state")) == 1  # only the asking player gets it
 
 
 def test_when_it_leaves_another_player_becomes_it(game: ModuleType) -> None:

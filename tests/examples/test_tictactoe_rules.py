@@ -96,6 +96,23 @@ def test_out_of_range_or_malformed_cell_is_refused_by_the_schema(
     assert t.state == before
 
 
+def test_sync_sends_the_snapshot_again(table: tuple[RoomTester, TestPlayer, TestPlayer]) -> None:
+    _, x, o = table
+    x.send("place", cell=4)
+    o.disconnect()
+    o.reconnect()  # within the grace: the seat is kept and no join hook runs
+    o.send("sync")
+    assert o.events_of("state")[-1] == {
+        "board": [None] * 4 + ["X"] + [None] * 4,
+        "marks": {"X": "x", "O": "o"},
+        "names": {"x": "x", "o": "o"},
+        "turn": "o",
+        "status": "playing",
+        "game": 1,
+    }
+    assert len(x.events_of("state")) == 1  # only the asking player gets it
+
+
 def test_unknown_message_type_is_refused(table: tuple[RoomTester, TestPlayer, TestPlayer]) -> None:
     _, x, _ = table
     with pytest.raises(UnknownMessageTypeError):
@@ -147,7 +164,9 @@ def test_rematch_when_both_ask_swaps_the_marks(table: tuple[RoomTester, TestPlay
     with pytest.raises(RejectedError, match="once the game is over"):
         x.send("rematch")
     play(x, o, [0, 3, 1, 4, 2])
-    x.send("rematch", {})
+    with pytest.raises(ValidationError):
+        x.send("rematch", {"please": True})  # rematch carries no data
+    x.send("rematch")
     x.send("rematch")  # asking twice changes nothing
     assert o.events_of("rematch_requested") == [{"id": "x"}]
     o.send("rematch")
