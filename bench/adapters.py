@@ -467,12 +467,108 @@ class SocketIOAdapter(Adapter):
         return int(now_ns)
 
 
+# --- Colyseus (its binary room protocol: a code byte, a msgpack type string, msgpack data) ---------
+
+_COLYSEUS_JOIN_ROOM, _COLYSEUS_ERROR, _COLYSEUS_ROOM_DATA = 10, 11, 13
+
+
+class _ColyseusData(msgspec.Struct):
+    ts: int | float | None = None
+
+
+class ColyseusAdapter(Adapter):
+    """Colyseus 0.18 (@colyseus/core + ws-transport): HTTP matchmaking, then binary room frames."""
+
+    name = "colyseus"
+
+    def __init__(self, host: str, port: int, stats: Stats) -> None:
+        super().__init__(host, port, stats)
+        self.lobby = LobbyClient(host, port)
+        self._decode = msgspec.msgpack.Decoder(_ColyseusData).decode
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._move_type = b"\x0d" + self._encode("move")
+        self._echo_type = b"\x0d" + self._encode("echo")
+
+    def on_message(self, ws: WsClient, payload: bytes, opcode: int, now_ns: int) -> None:
+        """Account one Colyseus frame."""
+        client: Client = ws.user  # type: ignore[assignment]  # set when the client was opened
+        code = payload[0] if payload else -1
+        if code == _COLYSEUS_ROOM_DATA and len(payload) > 2 and payload[1] & 0xE0 == 0xA0:
+            end = 2 + (payload[1] & 0x1F)  # the type is a msgpack fixstr
+            kind = payload[2:end]
+            data = self._decode(payload[end:])
+            if data.ts is None:
+                return
+            if kind == b"moved":
+                stats = self.stats
+                if data.ts >= stats.window_start_ns:
+                    stats.latencies_ns.append(now_ns - int(data.ts))
+                    stats.received += 1
+                    if not stats.is_sending and stats.received >= stats.expected:
+                        stats.drained.set()
+            elif kind == b"echo":
+                _resolve(client, now_ns)
+        elif code == _COLYSEUS_JOIN_ROOM:
+            ws.send_binary(bytes((_COLYSEUS_JOIN_ROOM,)))  # confirms the join: the server starts sending
+            _resolve(client, "joined")
+        elif code == _COLYSEUS_ERROR:
+            text = payload[1:].decode(errors="replace")
+            self.stats.note_error(text)
+            _reject(client, ServerRefused(text))
+
+    async def open_room(self, index: int, size: int) -> list[Client]:
+        """Create a room by matchmaking, then join it by id for the other clients."""
+        async with self.connect_slots:
+            created = await self.lobby.post("/matchmake/create/bench", {})
+        room_id = str(created["roomId"])
+        first = self._open(room_id, size, created)
+        rest = (self._open(room_id, size, None) for _ in range(size - 1))
+        return list(await asyncio.gather(first, *rest))
+
+    async def _open(self, room_id: str, size: int, seat: dict[str, Any] | None) -> Client:
+        client = Client(room_id, size)
+        async with self.connect_slots:
+            if seat is None:
+                seat = await self.lobby.post(f"/matchmake/joinById/{room_id}", {})
+            assert seat is not None
+            client.pending = asyncio.get_running_loop().create_future()
+            path = f"/{seat['processId']}/{seat['roomId']}?sessionId={seat['sessionId']}"
+            ws = await connect(self.host, self.port, path, self.on_message, user=client)
+            client.ws = ws
+            self.clients.append(client)
+            await asyncio.wait_for(client.pending, 15)  # JOIN_ROOM, answered in on_message
+            client.pending = None
+        client.player = str(seat["sessionId"])
+        return client
+
+    def send_move(self, client: Client, x: int, ts_ns: int) -> None:
+        """Send a `move` room message."""
+        ws = client.ws
+        assert ws is not None
+        ws.send_binary(self._move_type + self._encode({"x": x + 0.5, "y": x + 0.5, "ts": ts_ns}))
+        ws.last_sent_ns = ts_ns
+
+    async def echo(self, client: Client, ts_ns: int) -> int:
+        """Send `echo`; the room sends it back to this client."""
+        ws = client.ws
+        assert ws is not None
+        frame = self._echo_type + self._encode({"ts": ts_ns})
+        return int(await _wait_reply(client, lambda: ws.send_binary(frame)))
+
+    async def aclose(self) -> None:
+        """Close clients and the lobby pool."""
+        await super().aclose()
+        await self.lobby.aclose()
+
+
 def make_adapter(target: str, host: str, port: int, stats: Stats, codec: str = "json") -> Adapter:
-    """The adapter for a server kind: roomwire, bare or socketio."""
+    """The adapter for a server kind: roomwire, bare, socketio or colyseus."""
     if target == "roomwire":
         return RoomwireAdapter(host, port, stats, codec=codec)
     if target == "bare":
         return BareAdapter(host, port, stats)
     if target == "socketio":
         return SocketIOAdapter(host, port, stats)
+    if target == "colyseus":
+        return ColyseusAdapter(host, port, stats)
     raise ValueError(f"unknown target {target!r}")

@@ -364,7 +364,7 @@ def _raise_fd_limit() -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line of the load generator."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--target", choices=["roomwire", "bare", "socketio"], required=True)
+    p.add_argument("--target", choices=["roomwire", "bare", "socketio", "colyseus"], required=True)
     p.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)

@@ -47,10 +47,16 @@ DEFAULT_ROOMWIRE_CMD = (
     " --no-reload --log-level warning"
 )
 HOST = "127.0.0.1"
-SERVERS = ("roomwire", "bare", "socketio")
-BASELINES = ("bare", "socketio")
+COLYSEUS = BENCH / "colyseus"
+SERVERS = ("roomwire", "bare", "socketio", "colyseus")
+BASELINES = ("bare", "socketio", "colyseus")
 SCENARIOS = ("ping", "broadcast", "sweep", "scale")
-LABELS = {"roomwire": "roomwire", "bare": "bare websockets", "socketio": "python-socketio"}
+LABELS = {
+    "roomwire": "roomwire",
+    "bare": "bare websockets",
+    "socketio": "python-socketio",
+    "colyseus": "Colyseus",
+}
 
 # Load generator arguments per mode and scenario.
 MODES: dict[str, dict[str, list[str]]] = {
@@ -135,6 +141,29 @@ def ensure_venv(path: Path) -> Path:
     return python
 
 
+def ensure_colyseus() -> str | None:
+    """Install the Colyseus baseline (npm ci) when its lock file changed; returns why it cannot run."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        return "node and npm are needed for the Colyseus baseline"
+    lock = COLYSEUS / "package-lock.json"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    marker = COLYSEUS / "node_modules" / ".lock.sha256"
+    if marker.exists() and marker.read_text().strip() == digest:
+        return None
+    print("installing the Colyseus baseline (npm ci in bench/colyseus)", file=sys.stderr)
+    try:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=COLYSEUS, capture_output=True, text=True, timeout=600
+        )
+    except subprocess.TimeoutExpired:
+        return "npm ci did not finish within 600 s"
+    if done.returncode != 0:
+        return f"npm ci failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+    marker.write_text(digest + "\n")
+    return None
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
@@ -201,6 +230,12 @@ def versions(python: Path, roomwire_cmd: list[str] | None) -> dict[str, str]:
             )
             if probe.returncode == 0:
                 found["roomwire"] = probe.stdout.strip()
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        lock = json.loads((COLYSEUS / "package-lock.json").read_text())
+        found["colyseus (@colyseus/core)"] = lock["packages"]["node_modules/@colyseus/core"]["version"]
+        found["node"] = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
     return found
 
 
@@ -209,6 +244,8 @@ def versions(python: Path, roomwire_cmd: list[str] | None) -> dict[str, str]:
 
 def server_command(name: str, python: Path, roomwire_template: str, port: int) -> list[str]:
     """The command line that serves `name` on `port`."""
+    if name == "colyseus":
+        return ["node", str(COLYSEUS / "server.mjs"), "--host", HOST, "--port", str(port)]
     if name in BASELINES:
         script = BENCH / "baselines" / ("bare_ws.py" if name == "bare" else "socketio_server.py")
         return [str(python), str(script), "--host", HOST, "--port", str(port)]
@@ -357,7 +394,7 @@ def quietest(runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "error" not in r]
     if not good:
         return runs[-1]
-    best = dict(min(good, key=lambda r: float(r.get("other_cpu_pct", 0.0))))
+    best: dict[str, Any] = dict(min(good, key=lambda r: float(r.get("other_cpu_pct", 0.0))))
     if len(runs) > 1:
         best["runs"] = runs
     return best
@@ -553,19 +590,20 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = RESULTS / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    skip_roomwire = roomwire_unavailable(args.roomwire_cmd) if "roomwire" in servers else None
-    if skip_roomwire:
-        print(
-            f"roomwire: skipped ({skip_roomwire}); set --roomwire-cmd to benchmark another command",
-            file=sys.stderr,
-        )
+    skipped: dict[str, str] = {}
+    if "roomwire" in servers and (why := roomwire_unavailable(args.roomwire_cmd)):
+        skipped["roomwire"] = why
+        print(f"roomwire: skipped ({why}); set --roomwire-cmd to benchmark another command", file=sys.stderr)
+    if "colyseus" in servers and (why := ensure_colyseus()):
+        skipped["colyseus"] = why
+        print(f"Colyseus: skipped ({why})", file=sys.stderr)
     results: dict[str, dict[str, Any]] = {server: {} for server in servers}
     # Scenario by scenario, every server back to back: a noisy minute on a shared machine then
     # hits one row rather than one server's whole column.
     for scenario in scenarios:
         for server in servers:
-            if server == "roomwire" and skip_roomwire:
-                results[server][scenario] = {"skipped": skip_roomwire}
+            if server in skipped:
+                results[server][scenario] = {"skipped": skipped[server]}
                 continue
             runs = [
                 run_scenario(server, scenario, args, python, (server_pin, loadgen_pin), run_dir, attempt)
