@@ -394,7 +394,11 @@ def quietest(runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "error" not in r]
     if not good:
         return runs[-1]
-    best: dict[str, Any] = dict(min(good, key=lambda r: float(r.get("other_cpu_pct", 0.0))))
+
+    def noise(figures: dict[str, Any]) -> float:
+        return float(figures.get("other_cpu_pct", 0.0))
+
+    best = min(good, key=noise).copy()
     if len(runs) > 1:
         best["runs"] = runs
     return best
