@@ -3,12 +3,7 @@
  */
 
 import type { CodecName } from "./codec.js";
-import {
-  Connection,
-  type ConnectionStatus,
-  type ReconnectOptions,
-  type WebSocketConstructor,
-} from "./connection.js";
+import { Connection, type ConnectionStatus, type ReconnectOptions, type WebSocketConstructor } from "./connection.js";
 import { ConnectionError, ErrorCode, errorFromCode, RoomwireError } from "./errors.js";
 import type { ClientFrame, ServerFrame } from "./frames.js";
 import {
@@ -125,7 +120,8 @@ export class Client {
    */
   async joinSeat(grant: SeatGrant, options: JoinSeatOptions = {}): Promise<Room> {
     this.ensureOpen();
-    if (this.rooms.has(grant.room)) throw new RoomwireError(`already in room ${grant.room}`, ErrorCode.FORBIDDEN, { room: grant.room });
+    if (this.rooms.has(grant.room))
+      throw new RoomwireError(`already in room ${grant.room}`, ErrorCode.FORBIDDEN, { room: grant.room });
     const connection = this.connectionFor(grant.ws);
     const room = new Room(grant, this.link(connection), {
       since: options.since,

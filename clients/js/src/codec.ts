@@ -106,7 +106,9 @@ export const JSON_CODEC: Codec = {
     try {
       value = JSON.parse(text);
     } catch (exc) {
-      throw new ProtocolError(`cannot decode JSON frame: ${(exc as Error).message}`, ErrorCode.BAD_FRAME, { cause: exc });
+      throw new ProtocolError(`cannot decode JSON frame: ${(exc as Error).message}`, ErrorCode.BAD_FRAME, {
+        cause: exc,
+      });
     }
     return checked(value);
   },

@@ -38,12 +38,10 @@ export interface WebSocketLike {
   binaryType: string;
   send(data: string | ArrayBufferLike | ArrayBufferView): void;
   close(code?: number, reason?: string): void;
-  /* eslint-disable @typescript-eslint/no-explicit-any -- event types differ between implementations */
   onopen: ((event: any) => void) | null;
   onmessage: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
-  /* eslint-enable @typescript-eslint/no-explicit-any */
 }
 
 /** A WebSocket class: the browser's global one, or `ws` in Node versions without it. */

@@ -128,19 +128,15 @@ export interface PongFrame {
 
 /** Every frame a server may send. */
 export type ServerFrame =
-  | WelcomeFrame
-  | JoinedFrame
-  | EventFrame
-  | AckFrame
-  | RejectFrame
-  | LeftFrame
-  | ErrorFrame
-  | PongFrame;
+  WelcomeFrame | JoinedFrame | EventFrame | AckFrame | RejectFrame | LeftFrame | ErrorFrame | PongFrame;
 
 type FieldKind = "string" | "number" | "boolean" | "any";
 
 /** Required and optional fields of each server frame kind, checked on arrival (table, not ifs). */
-const SERVER_FIELDS: Record<ServerFrame["t"], { required: Record<string, FieldKind>; optional: Record<string, FieldKind> }> = {
+const SERVER_FIELDS: Record<
+  ServerFrame["t"],
+  { required: Record<string, FieldKind>; optional: Record<string, FieldKind> }
+> = {
   welcome: {
     required: { v: "number", codec: "string", heartbeat_s: "number", max_frame_bytes: "number" },
     optional: { server: "string" },

@@ -12,12 +12,7 @@
 
 export { Client, toWebSocketUrl, type ClientOptions, type JoinSeatOptions } from "./client.js";
 export { codecFor, JSON_CODEC, MSGPACK_CODEC, SUBPROTOCOLS, type Codec, type CodecName } from "./codec.js";
-export type {
-  ConnectionStatus,
-  ReconnectOptions,
-  WebSocketConstructor,
-  WebSocketLike,
-} from "./connection.js";
+export type { ConnectionStatus, ReconnectOptions, WebSocketConstructor, WebSocketLike } from "./connection.js";
 export {
   AuthError,
   CloseCode,

@@ -276,7 +276,9 @@ export class Room {
     if (this.state !== "joining" || this.joinSent) return;
     const since = this.hasJoined ? this.tracker.resumeFrom() : this.sinceForJoin;
     const frame: ClientFrame =
-      since === undefined ? { t: "join", room: this.id, seat: this.seat } : { t: "join", room: this.id, seat: this.seat, since };
+      since === undefined
+        ? { t: "join", room: this.id, seat: this.seat }
+        : { t: "join", room: this.id, seat: this.seat, since };
     this.joinSent = this.transmit(frame);
   }
 
@@ -309,15 +311,25 @@ export class Room {
       case "reject":
         this.settle(
           frame.id,
-          errorFromCode(frame.code, frame.message, { room: this.id, id: frame.id, ...(frame.ref ? { ref: frame.ref } : {}) }),
+          errorFromCode(frame.code, frame.message, {
+            room: this.id,
+            id: frame.id,
+            ...(frame.ref ? { ref: frame.ref } : {}),
+          }),
           false,
         );
         break;
       case "left":
-        this.end(frame.detail === undefined || frame.detail === null ? { reason: frame.reason } : { reason: frame.reason, detail: frame.detail });
+        this.end(
+          frame.detail === undefined || frame.detail === null
+            ? { reason: frame.reason }
+            : { reason: frame.reason, detail: frame.detail },
+        );
         break;
       case "error":
-        this.onErrorFrame(errorFromCode(frame.code, frame.message, { room: this.id, ...(frame.ref ? { ref: frame.ref } : {}) }));
+        this.onErrorFrame(
+          errorFromCode(frame.code, frame.message, { room: this.id, ...(frame.ref ? { ref: frame.ref } : {}) }),
+        );
         break;
       default:
         break;
@@ -387,9 +399,13 @@ export class Room {
         this.tracker.forgetPosition();
         this.joinSent = false;
         this.report(
-          new HistoryGoneError(`events of room ${this.id} after seq ${this.lastSeq} are no longer kept: rejoined`, ErrorCode.HISTORY_GONE, {
-            room: this.id,
-          }),
+          new HistoryGoneError(
+            `events of room ${this.id} after seq ${this.lastSeq} are no longer kept: rejoined`,
+            ErrorCode.HISTORY_GONE,
+            {
+              room: this.id,
+            },
+          ),
         );
         this.connectionReady();
         return;
@@ -426,9 +442,13 @@ export class Room {
       info.error ??
       (info.reason === "ended"
         ? errorFromCode(ErrorCode.ROOM_CLOSED, `room ${this.id} ended`, { room: this.id })
-        : new NotJoinedError(`left room ${this.id} (${info.reason}) before the message was acknowledged`, ErrorCode.NOT_JOINED, {
-            room: this.id,
-          }));
+        : new NotJoinedError(
+            `left room ${this.id} (${info.reason}) before the message was acknowledged`,
+            ErrorCode.NOT_JOINED,
+            {
+              room: this.id,
+            },
+          ));
     for (const message of this.tracker.drain()) message.waiter?.reject(failure);
     if (this.joinWaiter !== null) {
       this.joinWaiter.reject(info.error ?? failure);

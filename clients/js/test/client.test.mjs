@@ -85,7 +85,10 @@ describe("client against a scripted peer", () => {
       }
       peer.send({ t: "event", room: "other", seq: 6, type: "moved", data: {} });
       await all.until("event 5", (items) => items.some((e) => e.seq === 5));
-      assert.deepEqual(all.items.map((e) => e.seq), [1, 2, 4, 5]);
+      assert.deepEqual(
+        all.items.map((e) => e.seq),
+        [1, 2, 4, 5],
+      );
       assert.deepEqual(moves.items, [
         [{ seq: 1 }, 1],
         [{ seq: 5 }, 5],
@@ -123,7 +126,10 @@ describe("client against a scripted peer", () => {
     peer.send({ t: "reject", room: "r1", id: 4, code: "invalid_message", message: "x must be a number" });
     peer.send({ t: "reject", room: "r1", id: 5, code: "rejected", message: "wall" });
     assert.deepEqual(await second, { id: 2, dup: true });
-    await assert.rejects(third, (err) => err instanceof RejectedError && err.id === 3 && err.ref === "L1" && err.room === "r1");
+    await assert.rejects(
+      third,
+      (err) => err instanceof RejectedError && err.id === 3 && err.ref === "L1" && err.room === "r1",
+    );
     await assert.rejects(fourth, ValidationError);
     await errors.until("the fire-and-forget reject", (items) => items.length === 1);
     assert.ok(errors.items[0] instanceof RejectedError);

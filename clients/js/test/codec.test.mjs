@@ -79,7 +79,10 @@ describe("codecs", () => {
   ];
   for (const [what, text] of BAD) {
     test(`json refuses ${what} with ProtocolError`, () => {
-      assert.throws(() => JSON_CODEC.decode(text), (err) => err instanceof ProtocolError && err.code === "bad_frame");
+      assert.throws(
+        () => JSON_CODEC.decode(text),
+        (err) => err instanceof ProtocolError && err.code === "bad_frame",
+      );
     });
   }
 
@@ -99,9 +102,15 @@ describe("codecs", () => {
     const size = new TextEncoder().encode(text).byteLength;
     assert.equal(encodedSize(text), size);
     assert.deepEqual(JSON_CODEC.decode(text, size), frame);
-    assert.throws(() => JSON_CODEC.decode(text, size - 1), (err) => err.code === "frame_too_large");
+    assert.throws(
+      () => JSON_CODEC.decode(text, size - 1),
+      (err) => err.code === "frame_too_large",
+    );
     const bytes = msgpackEncode(frame);
-    assert.throws(() => MSGPACK_CODEC.decode(bytes, bytes.byteLength - 1), (err) => err.code === "frame_too_large");
+    assert.throws(
+      () => MSGPACK_CODEC.decode(bytes, bytes.byteLength - 1),
+      (err) => err.code === "frame_too_large",
+    );
   });
 
   test("encodedSize counts UTF-8 bytes, surrogate pairs included", () => {

@@ -82,7 +82,11 @@ async function twoPlayers(server, clients, { networkA } = {}) {
   const seenA = watch(roomA);
   const roomB = await b.join(roomA.id);
   const seenB = watch(roomB);
-  await seenA.events.until("bob joining", (items) => items.some((e) => e.type === "joined" && e.data.player.id === b.player), WAIT_MS);
+  await seenA.events.until(
+    "bob joining",
+    (items) => items.some((e) => e.type === "joined" && e.data.player.id === b.player),
+    WAIT_MS,
+  );
   await seenB.events.until("bob's state", (items) => items.some((e) => e.type === "state"), WAIT_MS);
   return { a, b, roomA, roomB, seenA, seenB };
 }
@@ -112,10 +116,17 @@ describe("against a real roomwire server", serverTestOptions(), () => {
     await assert.rejects(roomA.request("move", { x: -1e5, y: 0 }), (err) => err.code === "rejected" && err.id === 2);
 
     const rooms = await a.listRooms("arena");
-    assert.ok(rooms.some((r) => r.id === roomA.id && r.players === 2), JSON.stringify(rooms));
+    assert.ok(
+      rooms.some((r) => r.id === roomA.id && r.players === 2),
+      JSON.stringify(rooms),
+    );
 
     await roomB.leave();
-    await seenA.events.until("bob leaving", (items) => items.some((e) => e.type === "left" && e.data.id === b.player), WAIT_MS);
+    await seenA.events.until(
+      "bob leaving",
+      (items) => items.some((e) => e.type === "left" && e.data.id === b.player),
+      WAIT_MS,
+    );
   });
 
   test("a cut socket resumes: missed events are replayed once, in order; an offline move is applied once", async () => {
@@ -148,15 +159,25 @@ describe("against a real roomwire server", serverTestOptions(), () => {
     // Nothing doubled, nothing out of order, and every event bob saw reached ann too (bob's
     // `state` is addressed to bob only; everything else is broadcast).
     const seqsA = seenA.events.items.map((e) => e.seq);
-    assert.deepEqual(seqsA, [...new Set(seqsA)].sort((x, y) => x - y), "ann's seqs strictly increase");
+    assert.deepEqual(
+      seqsA,
+      [...new Set(seqsA)].sort((x, y) => x - y),
+      "ann's seqs strictly increase",
+    );
     const byseqA = new Map(seenA.events.items.map((e) => [e.seq, e]));
     for (const event of seenB.events.items) {
       if (event.type === "state") continue;
       assert.deepEqual(byseqA.get(event.seq), event, `ann missed or garbled event ${event.seq}`);
     }
-    const bobMovesAtA = seenA.events.items.filter((e) => e.type === "moved" && e.data.id === b.player).map((e) => ({ x: e.data.x, y: e.data.y }));
+    const bobMovesAtA = seenA.events.items
+      .filter((e) => e.type === "moved" && e.data.id === b.player)
+      .map((e) => ({ x: e.data.x, y: e.data.y }));
     assert.deepEqual(bobMovesAtA, bobMoves);
-    assert.equal(seenB.events.items.filter((e) => e.type === "moved" && e.data.id === a.player).length, 1, "applied once");
+    assert.equal(
+      seenB.events.items.filter((e) => e.type === "moved" && e.data.id === a.player).length,
+      1,
+      "applied once",
+    );
     assert.ok(statusA.items.at(-1) === "connected");
   });
 

@@ -69,7 +69,11 @@ describe("interop with the server's msgspec codecs", () => {
       json: CLIENT_FRAMES.map((f) => toBase64(JSON_CODEC.encode(f))),
       msgpack: CLIENT_FRAMES.map((f) => toBase64(MSGPACK_CODEC.encode(f))),
     };
-    const run = spawnSync(PYTHON, ["-c", SCRIPT], { input: JSON.stringify(request), encoding: "utf8", timeout: 60_000 });
+    const run = spawnSync(PYTHON, ["-c", SCRIPT], {
+      input: JSON.stringify(request),
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(run.status, 0, run.stderr);
     const answer = JSON.parse(run.stdout);
     for (const [name, codec] of [
@@ -85,7 +89,9 @@ describe("interop with the server's msgspec codecs", () => {
       // Every client frame written here is a valid client frame for the server, field for field
       // (msgspec's omit_defaults leaves out defaults, `data: null` and `hello.v: 1`, so this does too).
       const isDefault = (frame, key, value) => value === null || (frame.t === "hello" && key === "v" && value === 1);
-      const expected = CLIENT_FRAMES.map((f) => Object.fromEntries(Object.entries(f).filter(([k, v]) => !isDefault(f, k, v))));
+      const expected = CLIENT_FRAMES.map((f) =>
+        Object.fromEntries(Object.entries(f).filter(([k, v]) => !isDefault(f, k, v))),
+      );
       assert.deepEqual(answer.client[name], expected, name);
     }
   });

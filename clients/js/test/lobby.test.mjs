@@ -26,7 +26,12 @@ before(async () => {
   server = http.createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
-    const request = { method: req.method, url: req.url, headers: req.headers, body: body === "" ? undefined : JSON.parse(body) };
+    const request = {
+      method: req.method,
+      url: req.url,
+      headers: req.headers,
+      body: body === "" ? undefined : JSON.parse(body),
+    };
     requests.push(request);
     const [status, payload, type = "application/json"] = answer(request);
     res.writeHead(status, { "content-type": type });
@@ -102,7 +107,10 @@ describe("lobby", () => {
   test("error bodies become typed errors with the HTTP status", async () => {
     const lobby = new Lobby(baseUrl, { token: "bad" });
     answer = () => [409, { error: { code: "room_full", message: "8 of 8 seats taken" } }];
-    await assert.rejects(lobby.reserveSeat("r1"), (err) => err instanceof RoomFullError && err.status === 409 && err.message === "8 of 8 seats taken");
+    await assert.rejects(
+      lobby.reserveSeat("r1"),
+      (err) => err instanceof RoomFullError && err.status === 409 && err.message === "8 of 8 seats taken",
+    );
     answer = () => [401, { error: { code: "unauthorized", message: "bad token" } }];
     await assert.rejects(lobby.joinOrCreate("arena"), (err) => err instanceof UnauthorizedError && err.status === 401);
     answer = () => [502, "<html>bad gateway</html>", "text/html"];
@@ -112,6 +120,9 @@ describe("lobby", () => {
   });
 
   test("an unreachable server gives ConnectionError", async () => {
-    await assert.rejects(new Lobby("http://127.0.0.1:1").loginGuest(), (err) => err instanceof ConnectionError && err.code === "connection_failed");
+    await assert.rejects(
+      new Lobby("http://127.0.0.1:1").loginGuest(),
+      (err) => err instanceof ConnectionError && err.code === "connection_failed",
+    );
   });
 });

@@ -39,7 +39,10 @@ describe("RoomTracker", () => {
     const tracker = new RoomTracker(10);
     assert.equal(tracker.resumeFrom(), 10);
     tracker.joined({ seq: 12, last_id: 0, resumed: true });
-    assert.deepEqual([10, 11, 12].filter((seq) => tracker.acceptEvent(seq)), [11, 12]);
+    assert.deepEqual(
+      [10, 11, 12].filter((seq) => tracker.acceptEvent(seq)),
+      [11, 12],
+    );
   });
 
   test("after history_gone the position is forgotten and the next join starts afresh", () => {
@@ -79,16 +82,25 @@ describe("RoomTracker", () => {
     for (const type of ["m1", "m2", "m3", "m4", "m5"]) tracker.add(type, { type }, type);
     tracker.settle(1); // acked before the drop
     const outcome = tracker.joined({ seq: 9, last_id: 3, resumed: true });
-    assert.deepEqual(outcome.applied.map((m) => m.id), [2, 3]);
-    assert.deepEqual(outcome.resend.map((m) => [m.id, m.type]), [
-      [4, "m4"],
-      [5, "m5"],
-    ]);
+    assert.deepEqual(
+      outcome.applied.map((m) => m.id),
+      [2, 3],
+    );
+    assert.deepEqual(
+      outcome.resend.map((m) => [m.id, m.type]),
+      [
+        [4, "m4"],
+        [5, "m5"],
+      ],
+    );
     assert.equal(tracker.pendingCount, 2, "resent messages stay pending until answered");
     assert.equal(tracker.nextId, 6, "new messages continue after the pending ones");
     // A second drop before any answer: the same two are resent again, still with their ids.
     const again = tracker.joined({ seq: 9, last_id: 3, resumed: true });
-    assert.deepEqual(again.resend.map((m) => m.id), [4, 5]);
+    assert.deepEqual(
+      again.resend.map((m) => m.id),
+      [4, 5],
+    );
   });
 
   test("a rejoin whose last_id covers everything resends nothing", () => {
@@ -107,7 +119,10 @@ describe("RoomTracker", () => {
     tracker.joined({ seq: 0, last_id: 0 });
     tracker.add("a", null, 1);
     tracker.add("b", null, 2);
-    assert.deepEqual(tracker.drain().map((m) => m.waiter), [1, 2]);
+    assert.deepEqual(
+      tracker.drain().map((m) => m.waiter),
+      [1, 2],
+    );
     assert.equal(tracker.pendingCount, 0);
   });
 });

@@ -55,7 +55,9 @@ export class Peer {
   constructor(socket) {
     this.#socket = socket;
     this.codec = socket.protocol === "roomwire.v1.msgpack" ? "msgpack" : "json";
-    this.closed = new Promise((resolve) => socket.on("close", (code, reason) => resolve({ code, reason: String(reason) })));
+    this.closed = new Promise((resolve) =>
+      socket.on("close", (code, reason) => resolve({ code, reason: String(reason) })),
+    );
     socket.on("message", (data, isBinary) => {
       const frame = isBinary ? msgpackDecode(data) : JSON.parse(String(data));
       this.#frames.push({ frame, isBinary });
