@@ -217,3 +217,20 @@ async def test_no_server_reachable_raises_connection_lost() -> None:
     async with Client(url, reconnect_timeout_s=0.5) as client:
         with pytest.raises(ConnectionLostError):
             await client.login_guest()
+
+
+async def test_rooms_fail_with_connection_lost_when_no_server_comes_back() -> None:
+    async with serve_app(make_app()) as url:
+        client = Client(url, reconnect_timeout_s=0.5)
+        await client.login_guest()
+        room = await client.create("arena")
+        waiter = asyncio.create_task(room.next_event(timeout=30))
+    try:
+        # The server stopped (close 1001); reconnects are refused until the window runs out.
+        with pytest.raises(ConnectionLostError) as info:
+            await waiter
+        assert "no server reachable" in str(info.value)
+        assert room.state == "left"
+        assert room.id not in client.rooms
+    finally:
+        await client.aclose()

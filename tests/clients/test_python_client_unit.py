@@ -155,8 +155,8 @@ def test_error_mapping_examples_and_fallbacks() -> None:
     assert isinstance(error_for("rejected", "no"), RejectedError)
     assert isinstance(error_for("rate_limited", "slow"), RateLimitedError)
     assert isinstance(error_for("room_full", "full"), RoomFullError)
-    assert isinstance(error_for(None, "gone", status=404), ClientError)
-    assert error_for(None, "?", status=404).code == "room_not_found"
+    assert type(error_for(None, "Not Found", status=404)) is ClientError  # a path, not a room
+    assert error_for(None, "?", status=401).code == "unauthorized"
     unknown = error_for("from_the_future", "new code")
     assert type(unknown) is ClientError
     assert unknown.code == "from_the_future"

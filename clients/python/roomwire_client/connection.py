@@ -208,6 +208,10 @@ class Connection:
                 logger.info("connection to %s closed (%s %s); reconnecting", self.url, code, reason)
                 if code in _MOVE_ON_CLOSE_CODES:
                     self.endpoints.advance()
+        except Exception as exc:
+            # The supervisor must not die silently: rooms would wait forever. A bug lands here.
+            logger.exception("the connection supervisor failed")
+            self._fail(ConnectionLostError(f"internal client error: {exc!r}"))
         finally:
             self._state = "closed"
 
@@ -234,7 +238,7 @@ class Connection:
                 return await self._open(url)
             except _Fatal as exc:
                 raise exc.error from exc
-            except (OSError, TimeoutError, WebSocketException, ProtocolViolationError) as exc:
+            except (OSError, TimeoutError, WebSocketException, ProtocolError, ProtocolViolationError) as exc:
                 logger.info("cannot connect to %s: %s", url, exc)
                 self.endpoints.advance()
                 out_of_time = loop.time() >= deadline

@@ -223,10 +223,11 @@ _BY_CODE: Final[dict[str, type[ClientError]]] = {
     ErrorCode.INTERNAL: InternalServerError,
 }
 
+# Used only when an HTTP error has no roomwire error body (a proxy, or a route that does not
+# exist). 404 is left out on purpose: without a code it means "no such path", not "no such room".
 _BY_STATUS: Final[dict[int, type[ClientError]]] = {
     401: UnauthorizedError,
     403: ForbiddenError,
-    404: RoomNotFoundError,
     429: RateLimitedError,
     500: InternalServerError,
 }

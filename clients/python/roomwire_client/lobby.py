@@ -166,7 +166,11 @@ def _parse(response: httpx.Response, answer: type[T]) -> T:
         try:
             body = msgspec.json.decode(response.content, type=_ErrorAnswer).error
         except msgspec.MsgspecError:
-            body = _ErrorBody(message=response.text[:200] or response.reason_phrase)
+            request = response.request
+            text = response.text[:200] or response.reason_phrase
+            body = _ErrorBody(
+                message=f"{request.method} {request.url.path}: HTTP {response.status_code} {text}"
+            )
         raise error_for(body.code, body.message, status=response.status_code)
     try:
         return msgspec.json.decode(response.content, type=answer)

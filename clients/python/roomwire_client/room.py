@@ -182,7 +182,7 @@ class Room:
         message, _ = await self._submit(type, data, wants_answer=False)
         return message.id
 
-    async def request(self, type: str, data: JSONValue = None, *, timeout: float | None = 10.0) -> int:  # noqa: ASYNC109  # the SDK's documented API
+    async def request(self, type: str, data: JSONValue = None, *, timeout: float | None = 10.0) -> int:
         """Send a message and wait until it is applied and committed; returns its client id.
 
         Its events were delivered to `events()` before this returns.
@@ -223,7 +223,7 @@ class Room:
                 return
             yield event
 
-    async def next_event(self, type: str | None = None, *, timeout: float | None = 10.0) -> Event:  # noqa: ASYNC109  # the SDK's documented API
+    async def next_event(self, type: str | None = None, *, timeout: float | None = 10.0) -> Event:
         """The next event (of `type`, if given; events of other types before it are consumed).
 
         Raises:
@@ -243,7 +243,7 @@ class Room:
             want = f"event {type!r}" if type else "event"
             raise RequestTimeoutError(f"no {want} within {timeout} s", room=self.id) from exc
 
-    async def leave(self, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109  # the SDK's documented API
+    async def leave(self, *, timeout: float = 5.0) -> None:
         """Leave the room for good and wait for the server to confirm (at most `timeout`)."""
         if self._state == "left":
             return
