@@ -58,7 +58,8 @@ class Bot:
             self.ready.set()
         elif event.type == "joined":
             self.positions[data["player"]["id"]] = (data["player"]["x"], data["player"]["y"])
-        elif event.type == "moved":
+        elif event.type == "moved" and data["id"] != self.me:
+            # Our own position is set when a move is acked: the listener may lag behind `play`.
             self.positions[data["id"]] = (data["x"], data["y"])
         elif event.type == "left":
             self.positions.pop(data["id"], None)
