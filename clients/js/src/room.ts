@@ -303,7 +303,7 @@ export class Room {
         this.onJoined(frame);
         break;
       case "event":
-        this.onEvent_(frame);
+        this.handleEvent(frame);
         break;
       case "ack":
         this.settle(frame.id, null, frame.dup === true);
@@ -383,7 +383,7 @@ export class Room {
     }
   }
 
-  private onEvent_(frame: EventFrame): void {
+  private handleEvent(frame: EventFrame): void {
     if (this.state === "left" || !this.tracker.acceptEvent(frame.seq)) return;
     const event: RoomEvent = { room: this.id, seq: frame.seq, type: frame.type, data: frame.data ?? null };
     this.deliver(() => {
@@ -396,15 +396,14 @@ export class Room {
     if (this.state === "joining") {
       if (error.code === ErrorCode.HISTORY_GONE && this.hasJoined) {
         // The gap is too old to replay: join afresh (the game should send a full state on join).
+        const lastSeen = this.lastSeq;
         this.tracker.forgetPosition();
         this.joinSent = false;
         this.report(
           new HistoryGoneError(
-            `events of room ${this.id} after seq ${this.lastSeq} are no longer kept: rejoined`,
+            `events of room ${this.id} after seq ${lastSeen} are no longer kept: joined afresh`,
             ErrorCode.HISTORY_GONE,
-            {
-              room: this.id,
-            },
+            { room: this.id },
           ),
         );
         this.connectionReady();

@@ -253,6 +253,7 @@ describe("client against a scripted peer", () => {
     await events.until("event 41", (items) => items.includes(41));
     assert.deepEqual(events.items, [41]);
     assert.ok(errors.items[0] instanceof HistoryGoneError);
+    assert.match(errors.items[0].message, /after seq 3 /);
     assert.equal(room.status, "joined");
   });
 
