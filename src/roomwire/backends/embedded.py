@@ -7,7 +7,8 @@ same in-memory state is the working copy and every change is first written to a 
 snapshots, history, seats, kv and the epoch counter again. One process owns the file, and
 wakeups (`read_inputs`, `watch_inputs`, `subscribe`) are in-process only.
 
-Choices the Backend protocol leaves open, made here (the conformance suite asserts them too):
+Choices the Backend protocol leaves open, made here (tests/backends asserts each one; the
+conformance suite holds those every backend must share):
 
 * Offsets start at 1 (the create input); sequence numbers start at 1 (`last_seq` is 0 before).
 * Epochs come from one counter per namespace, so they never repeat for a room, even after
