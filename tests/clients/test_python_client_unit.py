@@ -179,10 +179,12 @@ class _Wire:
         self.max_frame_bytes = max_frame_bytes
         self.frames: list[ClientFrame] = []
         self.rooms: dict[str, Room] = {}
+        self.sent = asyncio.Event()
 
     def send_frame(self, frame: ClientFrame) -> bool:
         if self.is_open:
             self.frames.append(frame)
+            self.sent.set()
         return self.is_open
 
     def frame_size(self, frame: ClientFrame) -> int:
@@ -361,6 +363,22 @@ async def test_a_refused_rejoin_ends_events_with_the_refusal() -> None:
         async for _ in room.events():
             pass
     assert info.value.code == "room_not_found"
+
+
+async def test_a_rejoin_answered_internal_is_retried_and_a_drop_cancels_the_retry() -> None:
+    wire = _Wire()
+    room = await _joined_room(wire, seq=3)
+    room.on_drop()
+    room.on_error(ErrorFrame(code="internal", message="the room did not answer in time", room="r1"))
+    assert room.state == "rejoining"
+    wire.sent.clear()
+    await asyncio.wait_for(wire.sent.wait(), 5)  # the retry, after its backoff delay
+    assert wire.take() == [Join(room="r1", seat="rejoin-1", since=3)]
+    room.on_error(ErrorFrame(code="internal", message="again", room="r1"))
+    room.on_drop()  # the next connection sends its own join: no stray retry on it
+    assert room._retry is None
+    room.on_joined(_joined(seq=3, resumed=True))
+    assert room.connected
 
 
 async def test_connection_lost_for_good_fails_events_and_requests() -> None:

@@ -55,6 +55,10 @@ _TRANSITIONS: Final[dict[tuple[RoomState, RoomInput], RoomState]] = {
 }
 # `left` (a left frame) and `lost` (the connection is gone for good) end every state.
 _FINAL_INPUTS: Final = ("left", "lost")
+# A rejoin answered `internal` (e.g. the room's worker is being replaced and did not answer the
+# gateway in time) is retried this many times, after 0.25 s, 0.5 s, 1 s, ... before giving up.
+_MAX_REJOIN_RETRIES: Final = 6
+_REJOIN_RETRY_BASE_S: Final = 0.25
 
 
 class _RoomEnded(Exception):
@@ -138,6 +142,8 @@ class Room:
         self._rejoin: str | None = None
         self._state: RoomState = "joining"
         self._fresh_join = False  # after history_gone: join again without `since`
+        self._rejoin_retries = 0
+        self._retry: asyncio.TimerHandle | None = None
         self._filter = SeqFilter()
         self._outbox = Outbox()
         self._slots = asyncio.Semaphore(max_pending)
@@ -283,6 +289,7 @@ class Room:
         """The connection dropped; the next one will rejoin."""
         if self._state == "left":
             return
+        self._cancel_retry()  # the next connection sends its own join
         if self._move("drop") == "left":
             self._finish(None, reason="left")
 
@@ -300,6 +307,7 @@ class Room:
             self._history_gap(f"the room's seq went back from {self._filter.last_seq} to {frame.seq}")
             self._filter.last_seq = frame.seq
         self._fresh_join = False
+        self._rejoin_retries = 0
         applied, resend = self._outbox.on_joined(frame.last_id)
         self._move("joined")
         for message in applied:
@@ -341,6 +349,16 @@ class Room:
             join = self.join_frame()
             if join is not None:
                 self._conn.send_frame(join)
+        elif (
+            self._state == "rejoining"
+            and frame.code == ErrorCode.INTERNAL
+            and self._rejoin_retries < _MAX_REJOIN_RETRIES
+        ):
+            # Transient on the server side (a failover in progress): keep the room, ask again.
+            delay = _REJOIN_RETRY_BASE_S * 2**self._rejoin_retries
+            self._rejoin_retries += 1
+            logger.warning("room %s: rejoin failed (%s); retrying in %.2f s", self.id, error, delay)
+            self._retry = asyncio.get_running_loop().call_later(delay, self._retry_join)
         elif self._state in ("joining", "rejoining"):
             self._move("refused")
             self._finish(error, reason="refused")
@@ -430,11 +448,23 @@ class Room:
         logger.warning("room %s: %s", self.id, error)
         self._inbox.put_marker(error)
 
+    def _retry_join(self) -> None:
+        self._retry = None
+        join = self.join_frame() if self._state == "rejoining" else None
+        if join is not None:
+            self._conn.send_frame(join)
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
     def _finish(self, error: ClientError | None, *, reason: str, detail: str | None = None) -> None:
         """Final: the room is left (error None: normally) — fail what waits, end events(), detach."""
         if self._left.is_set():
             return
         self._state = "left"
+        self._cancel_retry()
         self.left_reason, self.left_detail = reason, detail
         self._lost = error
         end = error or self._left_error()
