@@ -20,12 +20,17 @@ from roomwire.backends.base import Backend
 from roomwire.errors import SetupError
 from roomwire.gateway.asgi import Gateway, GatewaySettings, Receive, Scope, Send
 from roomwire.gateway.auth import Identity, TokenSigner
-from roomwire.gateway.lobby import bearer_authenticator
+from roomwire.gateway.lobby import LobbyData, bearer_authenticator
 from roomwire.runtime.policy import RoomPolicy
 from roomwire.runtime.roomtype import RoomType
 
 F = TypeVar("F", bound=Callable[..., Any])
 _RESERVED = ("/ws", "/rooms", "/auth/guest")
+_POLICY_ALIASES = {
+    "idle_timeout": "idle_timeout_s",
+    "max_lifetime": "max_lifetime_s",
+    "tick_rate": "tick_rate_hz",
+}
 
 
 class App:
@@ -79,6 +84,11 @@ class App:
             raise SetupError(f"room type {name!r} is declared twice")
         if not name or not isinstance(name, str):
             raise SetupError(f"room type name must be a non-empty string, got {name!r}")
+        for alias, field in _POLICY_ALIASES.items():  # the issue's spelling, without units
+            if alias in policy:
+                if field in policy:
+                    raise SetupError(f"room type {name!r}: give {field} or {alias}, not both")
+                policy[field] = policy.pop(alias)
         try:
             room_policy = RoomPolicy(**policy)
         except TypeError as exc:
@@ -187,6 +197,13 @@ class App:
             manage_backend=manage_backend,
         )
         return self._gateway
+
+    @property
+    def lobby(self) -> LobbyData:
+        """Room list and key-value data for lobby routes: `await app.lobby.list_rooms("arena")`."""
+        if self._gateway is None:
+            raise SetupError("app.lobby is available once the app is serving (inside routes)")
+        return self._gateway.lobby_data
 
     @property
     def gateway(self) -> Gateway | None:

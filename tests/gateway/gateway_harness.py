@@ -28,6 +28,18 @@ def make_app(settings: GatewaySettings | None = None) -> App:
     app = App("gateway-tests", settings=settings)
     arena = app.room("arena", max_players=3, history=200, rate_limit=None, idle_timeout_s=60)
 
+    @app.route("/stats", methods=["GET", "POST"])
+    async def stats(request: Any) -> dict[str, Any]:
+        if request.method == "POST":
+            await app.lobby.set("visits", (await app.lobby.get("visits") or 0) + 1)
+        return {"rooms": len(await app.lobby.list_rooms("arena")), "visits": await app.lobby.get("visits")}
+
+    @app.route("/hello/{name}")
+    def hello(request: Any) -> Any:  # a sync route runs in a thread, like Starlette's
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse(f"hello {request.path_params['name']}")
+
     @arena.on_create
     def create(room: Any, options: dict[str, Any]) -> None:
         room.state["total"] = 0

@@ -116,3 +116,14 @@ async def test_same_player_on_a_second_connection_replaces_the_first(server: Ser
     assert (await alice.recv_until("left", room=seat.room))["reason"] == "replaced"
     await second.msg(seat.room, "move", {"n": 4})
     assert (await second.recv_until("event", type="moved"))["data"]["total"] == 4
+
+
+async def test_lobby_routes_serve_json_and_see_rooms_and_data(server: Server) -> None:
+    await server.seat(create=True)
+    await server.seat(create=True)
+    for _ in range(2):
+        assert (await server.http.post("/stats")).status_code == 200
+    assert (await server.http.get("/stats")).json() == {"rooms": 2, "visits": 2}
+    hello = await server.http.get("/hello/ada")
+    assert hello.status_code == 200 and hello.text == "hello ada"
+    assert (await server.http.delete("/stats")).status_code == 405

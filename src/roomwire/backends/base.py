@@ -4,20 +4,26 @@ Guarantees every implementation gives (the conformance suite in tests/backends/c
 asserts each one, against a real engine):
 
 * Inbound order: `append_input` assigns each room's inputs strictly increasing offsets in
-  call-completion order; `read_inputs(after=o)` returns inputs with offset > o in that order.
+  call-completion order, starting at 1 (the create input of `create_room`);
+  `read_inputs(after=o)` returns inputs with offset > o in that order.
 * Fencing (Promise 4): `acquire_lease` returns an epoch higher than every epoch handed out
-  before for that room; `commit` and `renew_lease` with any other epoch raise
-  StaleLeaseError and change nothing.
+  before for that room (also after a restart, or a delete and re-create); the owner of a live
+  lease that acquires again gets a new epoch and its old one becomes stale. `commit` and
+  `renew_lease` with any other epoch raise StaleLeaseError and change nothing; so does a
+  commit to a room that no longer exists.
 * Atomic commit: a commit's snapshot, events, inbound offset and receipts become visible
-  together or not at all. Events must continue the room sequence: the first event's seq is
-  the last committed seq + 1 (else CommitConflictError, nothing written).
-* Commit before delivery (Promise 1, 2): subscribers get a commit only after it is durable,
-  exactly once, in seq order, via the callback given to `subscribe`.
+  together or not at all. Events must continue the room sequence, which starts at 1: the
+  first event's seq is the last committed seq + 1, and `inbound_offset` may neither go back
+  nor pass the last appended input (else CommitConflictError, nothing written).
+* Commit before delivery (Promise 1, 2): subscribers get every commit (also one without
+  events) only after it is durable, exactly once, in seq order, via the callback given to
+  `subscribe`. A callback that raises is logged; the commit and other callbacks go on.
 * History: `read_events(after=s)` returns committed events with seq > s, in order, as long as
   they are within the kept window (`history` of the commit's room); older gaps raise
-  HistoryGoneError.
+  HistoryGoneError; an unknown room raises RoomNotFoundError.
 * Room removal: `delete_room` (or a commit with `ended`) removes the room's registry entry,
-  inputs, history, snapshot and lease; later appends raise RoomNotFoundError.
+  inputs, history, snapshot and lease; later appends, reads and lease calls raise
+  RoomNotFoundError (a reader waiting in `read_inputs` gets it too).
 """
 
 from __future__ import annotations

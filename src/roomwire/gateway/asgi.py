@@ -29,7 +29,7 @@ from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection
 from roomwire.gateway.errors import error_code, error_frame
 from roomwire.gateway.fanout import Member, PendingJoin, RoomFanout
-from roomwire.gateway.lobby import WS_PATH, Authenticator, Lobby
+from roomwire.gateway.lobby import WS_PATH, Authenticator, Lobby, LobbyData
 from roomwire.protocol.codec import SUBPROTOCOLS, codec_for
 from roomwire.protocol.codes import CloseCode, ErrorCode
 from roomwire.protocol.errors import ProtocolError
@@ -126,6 +126,7 @@ class Gateway:
         self.lobby = Lobby(
             backend, room_types, signer, authenticate, guests=guests, code_version=code_version
         )
+        self.lobby_data = LobbyData(backend)
         self.http = Starlette(routes=[*self.lobby.routes(), *routes])
         self.worker = (
             Worker(

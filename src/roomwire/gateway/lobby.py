@@ -185,6 +185,33 @@ class Lobby:
         }
 
 
+class LobbyData:
+    """What lobby routes may read and write: the public room list and JSON values by key."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def list_rooms(self, room_type: str | None = None) -> list[dict[str, Any]]:
+        """Public rooms (of one type when given), as `GET /rooms` lists them."""
+        return [_public(r) for r in await self._backend.list_rooms(room_type) if not r.private]
+
+    async def get(self, key: str) -> Any:
+        """The JSON value stored under key, or None."""
+        raw = await self._backend.kv_get(_KV_PREFIX + key)
+        return None if raw is None else msgspec.json.decode(raw)
+
+    async def set(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        """Store a JSON value under key, expiring after ttl_s seconds when given."""
+        await self._backend.kv_set(_KV_PREFIX + key, msgspec.json.encode(value), ttl_s)
+
+    async def delete(self, key: str) -> None:
+        """Remove key."""
+        await self._backend.kv_delete(_KV_PREFIX + key)
+
+
+_KV_PREFIX = "app:"
+
+
 def _public(record: RoomRecord) -> dict[str, Any]:
     return {
         "id": record.id,

@@ -166,7 +166,7 @@ class RoomMachine:
         elif isinstance(item, LeaveInput):
             await self._remove_player(item.player, item.reason)
         elif isinstance(item, DisconnectInput):
-            self._on_disconnect(item.player)
+            await self._on_disconnect(item.player)
         elif isinstance(item, CreateInput):
             await self._on_create(item.options)
         await self._after_step()
@@ -201,11 +201,15 @@ class RoomMachine:
     async def _on_join(self, item: JoinInput) -> None:
         record = self.snapshot.players.get(item.player)
         seq_before = self.snapshot.seq
-        if record is not None:  # a reconnect within the grace period: no hook, seat kept
+        if record is not None:  # a reconnect within the grace period: seat kept, no join hook
+            was_connected = record.connected
             record.connected = True
             self._cancel_builtin(GRACE, item.player)
             self._start_tick()
             self._commit_point()
+            hook = self.room_type.hooks.get("reconnect")
+            if hook is not None and not was_connected:
+                await self._run(hook, (self.room, self.players[item.player]), "reconnect", item.player)
             self.receipts.append(
                 Receipt(item.player, "joined", item.ref, last_id=record.last_id, seq=seq_before)
             )
@@ -232,7 +236,7 @@ class RoomMachine:
             return
         self.receipts.append(Receipt(item.player, "joined", item.ref, last_id=0, seq=seq_before))
 
-    def _on_disconnect(self, player: str) -> None:
+    async def _on_disconnect(self, player: str) -> None:
         record = self.snapshot.players.get(player)
         if record is None or not record.connected:
             return
@@ -241,6 +245,9 @@ class RoomMachine:
         if self.connected_count == 0:
             self.snapshot.next_tick = None  # ticks pause while nobody is connected
         self._commit_point()
+        hook = self.room_type.hooks.get("disconnect")
+        if hook is not None:
+            await self._run(hook, (self.room, self.players[player]), "disconnect", player)
 
     async def _remove_player(self, player: str, reason: str) -> None:
         if self.snapshot.players.pop(player, None) is None:

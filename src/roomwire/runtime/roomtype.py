@@ -13,7 +13,7 @@ from roomwire.runtime.policy import RoomPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-HOOKS = ("create", "join", "leave", "dispose", "tick")
+HOOKS = ("create", "join", "leave", "disconnect", "reconnect", "dispose", "tick")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,9 @@ class RoomType:
         return register
 
     def add_hook(self, hook: str, fn: Callable[..., Any]) -> None:
-        """Register a lifecycle hook: create(room, options), join(room, player, options),
-        leave(room, player, reason), dispose(room), tick(room, dt_s)."""
+        """Register a lifecycle hook: create(room, options), join(room, player),
+        leave(room, player, reason), disconnect(room, player), reconnect(room, player),
+        dispose(room), tick(room, dt_s)."""
         self._check_open(f"hook {hook!r}")
         if hook not in HOOKS:
             raise SetupError(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
@@ -110,6 +111,16 @@ class RoomType:
     def on_leave(self, fn: F) -> F:
         """Decorator for `leave(room, player, reason)`; reason is left, disconnected, timed_out or kicked."""
         self.add_hook("leave", fn)
+        return fn
+
+    def on_disconnect(self, fn: F) -> F:
+        """Decorator for `disconnect(room, player)`: the connection dropped; the seat is kept for the grace."""
+        self.add_hook("disconnect", fn)
+        return fn
+
+    def on_reconnect(self, fn: F) -> F:
+        """Decorator for `reconnect(room, player)`: back within the grace (send them a fresh snapshot)."""
+        self.add_hook("reconnect", fn)
         return fn
 
     def on_dispose(self, fn: F) -> F:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from roomwire.backends.base import Backend, Unsubscribe
-from roomwire.errors import BackendError, StaleLeaseError
+from roomwire.errors import BackendError, RoomNotFoundError, StaleLeaseError
 from roomwire.runtime.executor import RoomExecutor
 from roomwire.runtime.roomtype import RoomType
 
@@ -91,6 +91,8 @@ class Worker:
             )
             task = asyncio.create_task(self._drive(executor), name=f"roomwire-room-{room_id}")
             self._held[room_id] = _Held(executor, task)
+        except RoomNotFoundError:
+            log.debug("room %s was removed before worker %s could claim it", room_id, self.id)
         except BackendError:
             log.exception("worker %s could not claim room %s", self.id, room_id)
         finally:
@@ -112,7 +114,7 @@ class Worker:
             # An input may have arrived between the idle check and the release: wake again if so.
             try:
                 pending = await self.backend.read_inputs(room_id, executor.offset, 1, 0)
-            except BackendError:
+            except (BackendError, RoomNotFoundError):
                 pending = []
             if pending:
                 self.wake(room_id)

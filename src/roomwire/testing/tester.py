@@ -104,10 +104,11 @@ class TestPlayer:
 
     def reconnect(self) -> None:
         """Come back within the grace period (no join hook)."""
+        self.connected = True  # so the reconnect hook's events reach this player
         receipt = self.tester._apply(JoinInput(self.id, {}, "rejoin", self.tester.now), self.id)
         if receipt is not None and receipt.kind == "refused":
+            self.connected = False
             _raise_for(receipt)
-        self.connected = True
 
     def events_of(self, type: str) -> list[Any]:
         """Data of the events of one type this player received, in order."""
