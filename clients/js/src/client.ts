@@ -22,6 +22,11 @@ import { Room, type RoomLink } from "./room.js";
 export interface ClientOptions {
   /** Wire format: `json` (default) or `msgpack`. */
   codec?: CodecName;
+  /**
+   * Base URLs of other servers of the same deployment: a reconnect tries them in turn when the
+   * current server cannot be reached or goes away (any server can resume any room).
+   */
+  servers?: string[];
   /** Bearer token for lobby calls (or call loginGuest()). */
   token?: string;
   /** WebSocket class, when the runtime has no global one (Node 20: `ws`). */
@@ -184,8 +189,9 @@ export class Client {
       return this.connection;
     }
     this.wsUrl = url;
+    const fallbacks = (this.options.servers ?? []).map((base) => toWebSocketUrl(base, wsPath));
     this.connection = new Connection(
-      url,
+      [url, ...fallbacks],
       {
         welcomed: () => {
           for (const room of [...this.rooms.values()]) room.connectionReady();

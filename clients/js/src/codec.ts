@@ -2,13 +2,14 @@
  * JSON and MessagePack codecs for frames: the WebSocket subprotocol picks one per connection.
  *
  * `roomwire.v1.json` sends text frames, `roomwire.v1.msgpack` binary frames. Decoding checks the
- * size limit first, then the frame's shape, and raises ProtocolError for anything else.
+ * size limit first, then the frame's shape, and raises ProtocolError for anything else. A frame
+ * of a kind this client does not know decodes to null: clients ignore them (docs/protocol.md).
  */
 
 import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
 
 import { ErrorCode, ProtocolError } from "./errors.js";
-import { serverFrameProblem, type ClientFrame, type ServerFrame } from "./frames.js";
+import { serverFrameProblem, UNKNOWN_KIND, type ClientFrame, type ServerFrame } from "./frames.js";
 
 /** The two wire formats. */
 export type CodecName = "json" | "msgpack";
@@ -32,8 +33,12 @@ export interface Codec {
   readonly isBinary: boolean;
   /** Encode one frame: a string for JSON, bytes for MessagePack. */
   encode(frame: ClientFrame): string | Uint8Array;
-  /** Decode one server frame; raises ProtocolError when it is not one. */
-  decode(data: string | ArrayBuffer | ArrayBufferView, maxBytes?: number): ServerFrame;
+  /**
+   * Decode one server frame; null for a frame kind this client does not know (to be ignored).
+   *
+   * Raises ProtocolError when the data is not a well-formed frame or is over `maxBytes`.
+   */
+  decode(data: string | ArrayBuffer | ArrayBufferView, maxBytes?: number): ServerFrame | null;
 }
 
 /** Byte length of an encoded frame, as the server measures it against max_frame_bytes. */
@@ -65,8 +70,9 @@ function asBytes(data: ArrayBuffer | ArrayBufferView): Uint8Array {
   return new Uint8Array(data);
 }
 
-function checked(value: unknown): ServerFrame {
+function checked(value: unknown): ServerFrame | null {
   const problem = serverFrameProblem(value);
+  if (problem === UNKNOWN_KIND) return null;
   if (problem !== null) throw new ProtocolError(`not a valid server frame: ${problem}`);
   return value as ServerFrame;
 }
@@ -85,7 +91,7 @@ export const JSON_CODEC: Codec = {
   encode(frame: ClientFrame): string {
     return JSON.stringify(frame);
   },
-  decode(data, maxBytes = MAX_SERVER_FRAME_BYTES): ServerFrame {
+  decode(data, maxBytes = MAX_SERVER_FRAME_BYTES): ServerFrame | null {
     let text: string;
     if (typeof data === "string") {
       // UTF-16 length is a lower bound of UTF-8 bytes: only count exactly when it may matter.
@@ -122,7 +128,7 @@ export const MSGPACK_CODEC: Codec = {
   encode(frame: ClientFrame): Uint8Array {
     return msgpackEncode(frame, { ignoreUndefined: true });
   },
-  decode(data, maxBytes = MAX_SERVER_FRAME_BYTES): ServerFrame {
+  decode(data, maxBytes = MAX_SERVER_FRAME_BYTES): ServerFrame | null {
     if (typeof data === "string") {
       throw new ProtocolError("a msgpack connection got a text frame", ErrorCode.BAD_FRAME);
     }

@@ -49,7 +49,7 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 
 /** How the connection comes back after losing its socket. */
 export interface ReconnectOptions {
-  /** Delay before the first attempt, before jitter (default 100 ms). */
+  /** Delay before the second attempt (the first is made at once), doubled per attempt (default 50 ms). */
   initialDelayMs?: number;
   /** Longest delay between attempts (default 5000 ms). */
   maxDelayMs?: number;
@@ -112,7 +112,8 @@ interface Waiter {
 /** A self-healing WebSocket speaking roomwire frames. */
 export class Connection {
   readonly codec: Codec;
-  private readonly url: string;
+  private readonly urls: readonly string[];
+  private urlIndex = 0;
   private readonly handlers: ConnectionHandlers;
   private readonly WebSocketClass: WebSocketConstructor;
   private readonly clientName: string;
@@ -132,8 +133,13 @@ export class Connection {
   private lastReceivedMs = 0;
   private pingId = 0;
 
-  constructor(url: string, handlers: ConnectionHandlers, options: ConnectionOptions = {}) {
-    this.url = url;
+  /**
+   * `urls`: WebSocket URLs of the servers of one deployment; the first is used until a connection
+   * attempt fails or a server goes away (1001), then the next one, in turn.
+   */
+  constructor(urls: string | readonly string[], handlers: ConnectionHandlers, options: ConnectionOptions = {}) {
+    this.urls = typeof urls === "string" ? [urls] : [...urls];
+    if (this.urls.length === 0) throw new TypeError("a connection needs at least one URL");
     this.handlers = handlers;
     this.codec = codecFor(options.codec ?? "json");
     const WebSocketClass =
@@ -151,7 +157,7 @@ export class Connection {
       options.reconnect === false
         ? false
         : {
-            initialDelayMs: options.reconnect?.initialDelayMs ?? 100,
+            initialDelayMs: options.reconnect?.initialDelayMs ?? 50,
             maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
             maxAttempts: options.reconnect?.maxAttempts ?? Number.POSITIVE_INFINITY,
           };
@@ -233,6 +239,11 @@ export class Connection {
 
   // --- socket lifecycle --------------------------------------------------------------------
 
+  /** The URL in use (or to be tried next). */
+  get url(): string {
+    return this.urls[this.urlIndex] as string;
+  }
+
   private openSocket(): void {
     this.isWelcomed = false;
     let socket: WebSocketLike;
@@ -270,7 +281,7 @@ export class Connection {
 
   private onData(socket: WebSocketLike, data: unknown): void {
     this.lastReceivedMs = Date.now();
-    let frame: ServerFrame;
+    let frame: ServerFrame | null;
     try {
       frame = this.codec.decode(data as string | ArrayBuffer);
     } catch (exc) {
@@ -278,6 +289,7 @@ export class Connection {
       this.handlers.problem(exc instanceof RoomwireError ? exc : new ProtocolError(String(exc)));
       return;
     }
+    if (frame === null) return; // a frame kind from a newer protocol revision: ignored
     if (this.isWelcomed) {
       if (frame.t !== "pong") this.handlers.frame(frame);
       return;
@@ -321,13 +333,18 @@ export class Connection {
     const wasWelcomed = this.isWelcomed;
     this.isWelcomed = false;
     const detail = reason === "" ? "" : `: ${reason}`;
+    const url = this.url;
+    if (!wasWelcomed || code === 1001) {
+      // This server cannot be reached or is shutting down: the next attempt tries the next one.
+      this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    }
     if (isFatalCloseCode(code)) {
       this.finish(closeError(code, `the server closed the connection (${code})${detail}`));
       return;
     }
     const error = isTimeout
-      ? new TimeoutError(`connection to ${this.url} timed out${detail}`, ErrorCode.TIMEOUT, { closeCode: code })
-      : new ConnectionError(`connection to ${this.url} lost (${code})${detail}`, ErrorCode.CONNECTION_CLOSED, {
+      ? new TimeoutError(`connection to ${url} timed out${detail}`, ErrorCode.TIMEOUT, { closeCode: code })
+      : new ConnectionError(`connection to ${url} lost (${code})${detail}`, ErrorCode.CONNECTION_CLOSED, {
           closeCode: code,
         });
     if (this.state === "connecting") {
@@ -365,8 +382,10 @@ export class Connection {
       );
       return;
     }
-    const ceiling = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (this.attempts - 1));
-    // Equal jitter: at least half the delay, so a crowd of clients does not come back at once.
+    // The first retry goes at once (a blip, or another server after 1001); then exponential
+    // backoff with equal jitter (at least half the delay), so a crowd does not come back at once.
+    const ceiling =
+      this.attempts === 1 ? 0 : Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (this.attempts - 2));
     const delayMs = ceiling / 2 + Math.random() * (ceiling / 2);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;

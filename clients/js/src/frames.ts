@@ -157,9 +157,10 @@ const SERVER_FIELDS: Record<
 };
 
 /**
- * Check that a decoded value is a server frame; returns a description of the problem or null.
+ * Check a decoded value: "unknown" for a well-formed frame of a kind this client does not know
+ * (ignored, for forward compatibility), a description of the problem, or null when it is valid.
  *
- * `null` for an optional field counts as absent (msgspec may write it for a None default).
+ * Unknown fields are ignored; `null` in an optional field counts as absent.
  */
 export function serverFrameProblem(value: unknown): string | null {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -168,7 +169,7 @@ export function serverFrameProblem(value: unknown): string | null {
   const record = value as Record<string, unknown>;
   const kind = record["t"];
   if (typeof kind !== "string") return "a frame must have a string field `t`";
-  if (!Object.prototype.hasOwnProperty.call(SERVER_FIELDS, kind)) return `unknown frame kind ${JSON.stringify(kind)}`;
+  if (!Object.prototype.hasOwnProperty.call(SERVER_FIELDS, kind)) return UNKNOWN_KIND;
   const spec = SERVER_FIELDS[kind as ServerFrame["t"]];
   for (const [name, fieldKind] of Object.entries(spec.required)) {
     if (!hasKind(record[name], fieldKind)) return `\`${kind}.${name}\` must be a ${fieldKind}`;
@@ -181,6 +182,9 @@ export function serverFrameProblem(value: unknown): string | null {
   }
   return null;
 }
+
+/** What serverFrameProblem returns for a frame kind from a newer protocol revision. */
+export const UNKNOWN_KIND = "unknown";
 
 function hasKind(value: unknown, kind: FieldKind): boolean {
   if (kind === "any") return true;

@@ -98,6 +98,10 @@ interface Waiter {
   reject(error: RoomwireError): void;
 }
 
+/** A rejoin refused with `internal` (the room did not answer in time) is tried this often. */
+const MAX_REJOIN_RETRIES = 5;
+const REJOIN_RETRY_MS = 500;
+
 /** Legal state transitions; a transition not listed here is a bug in this module. */
 const TRANSITIONS: Readonly<Record<RoomStatus, readonly RoomStatus[]>> = {
   joining: ["joined", "left"],
@@ -126,6 +130,8 @@ export class Room {
   private joinWaiter: { resolve(): void; reject(error: RoomwireError): void } | null = null;
   private joinTimer: ReturnType<typeof setTimeout> | null = null;
   private leaveWaiters: Array<() => void> = [];
+  private rejoinRetries = 0;
+  private rejoinTimer: ReturnType<typeof setTimeout> | null = null;
   private leaveTimer: ReturnType<typeof setTimeout> | null = null;
   // Deliveries wait here from the first `joined` until the next macrotask, so that code after
   // `await client.joinOrCreate(...)` can add listeners before the first events are dispatched.
@@ -285,6 +291,7 @@ export class Room {
   /** @internal The socket was lost: rejoin on the next welcome. */
   connectionLost(): void {
     this.joinSent = false;
+    this.clearRejoinTimer();
     if (this.state === "joined") this.move("joining");
     else if (this.state === "leaving") this.end({ reason: "left" });
   }
@@ -377,6 +384,16 @@ export class Room {
       this.joinWaiter?.resolve();
       this.joinWaiter = null;
     }
+    this.rejoinRetries = 0;
+    if (outcome.isBehind) {
+      this.report(
+        new HistoryGoneError(
+          `room ${this.id} is at seq ${frame.seq}, behind the seq this client had seen: events were lost`,
+          ErrorCode.HISTORY_GONE,
+          { room: this.id },
+        ),
+      );
+    }
     for (const message of outcome.applied) message.waiter?.resolve({ id: message.id, dup: true });
     for (const message of outcome.resend) {
       this.transmit(msgFrame(this.id, message.id, message.type, message.data));
@@ -409,6 +426,23 @@ export class Room {
         this.connectionReady();
         return;
       }
+      if (
+        this.joinSent &&
+        error.code === ErrorCode.INTERNAL &&
+        this.hasJoined &&
+        this.rejoinRetries < MAX_REJOIN_RETRIES
+      ) {
+        // The room did not answer in time (or failed once): the place is kept for the reconnect
+        // grace, so try again shortly instead of giving the room up.
+        this.rejoinRetries += 1;
+        this.joinSent = false;
+        this.report(error);
+        this.rejoinTimer = setTimeout(() => {
+          this.rejoinTimer = null;
+          this.connectionReady();
+        }, REJOIN_RETRY_MS * this.rejoinRetries);
+        return;
+      }
       if (this.joinSent) {
         this.end({ reason: "failed", error });
         return;
@@ -434,6 +468,7 @@ export class Room {
     if (this.state === "left") return;
     this.move("left");
     this.clearJoinTimer();
+    this.clearRejoinTimer();
     if (this.leaveTimer !== null) clearTimeout(this.leaveTimer);
     this.leaveTimer = null;
     this.link.forget(this);
@@ -497,6 +532,11 @@ export class Room {
     }
     this.state = next;
     this.deliver(() => this.statusListeners.emit(next));
+  }
+
+  private clearRejoinTimer(): void {
+    if (this.rejoinTimer !== null) clearTimeout(this.rejoinTimer);
+    this.rejoinTimer = null;
   }
 
   private clearJoinTimer(): void {

@@ -30,6 +30,12 @@ export interface JoinOutcome<W> {
   readonly applied: PendingMessage<W>[];
   /** Pending messages with id > last_id, in id order: send them again with the same ids. */
   readonly resend: PendingMessage<W>[];
+  /**
+   * True when a resumed join's `seq` is below the position resumed from: the room lost events
+   * this client had seen (docs/protocol.md section 9, as `history_gone`). The position moves
+   * back to `joined.seq` so that the room's new events are delivered.
+   */
+  readonly isBehind: boolean;
 }
 
 /** The resume state of one room for one player. */
@@ -76,7 +82,8 @@ export class RoomTracker<W = undefined> {
    * join moves it to `joined.seq`, after which live events follow.
    */
   joined(frame: { seq: number; last_id: number; resumed?: boolean | undefined }): JoinOutcome<W> {
-    if (!frame.resumed || this.seq === null) this.seq = frame.seq;
+    const isBehind = frame.resumed === true && this.seq !== null && frame.seq < this.seq;
+    if (!frame.resumed || this.seq === null || isBehind) this.seq = frame.seq;
     if (frame.last_id >= this.next) this.next = frame.last_id + 1;
     const applied: PendingMessage<W>[] = [];
     const resend: PendingMessage<W>[] = [];
@@ -84,7 +91,7 @@ export class RoomTracker<W = undefined> {
       (message.id <= frame.last_id ? applied : resend).push(message);
     }
     for (const message of applied) this.pending.delete(message.id);
-    return { applied, resend };
+    return { applied, resend, isBehind };
   }
 
   /** True when an event with this seq is new and must be delivered (it then becomes the last). */

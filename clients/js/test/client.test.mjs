@@ -257,6 +257,37 @@ describe("client against a scripted peer", () => {
     assert.equal(room.status, "joined");
   });
 
+  test("a resumed join behind the client's seq is reported as history lost; new events still flow", async () => {
+    const { room, peer } = await joined({ seq: 8 });
+    const errors = new Collector();
+    const events = new Collector();
+    room.onError(errors.push);
+    room.onEvent((e) => events.push(e.seq));
+    peer.terminate();
+    const peer2 = await server.nextPeer();
+    await peer2.handshake();
+    assert.equal((await peer2.next()).since, 8);
+    peer2.send({ t: "joined", room: "r1", player: "p1", seq: 5, last_id: 0, rejoin: "r2", resumed: true });
+    peer2.send({ t: "event", room: "r1", seq: 6, type: "x" });
+    await events.until("event 6", (items) => items.includes(6));
+    assert.ok(errors.items[0] instanceof HistoryGoneError);
+  });
+
+  test("a rejoin answered with internal (room slow to answer) is tried again, not given up", async () => {
+    const { room, peer } = await joined({ seq: 2 });
+    const errors = new Collector();
+    room.onError(errors.push);
+    peer.terminate();
+    const peer2 = await server.nextPeer();
+    await peer2.handshake();
+    assert.equal((await peer2.next()).since, 2);
+    peer2.send({ t: "error", code: "internal", message: "the room did not answer in time", room: "r1", ref: "x" });
+    assert.deepEqual(await peer2.next(), { t: "join", room: "r1", seat: "rejoin-1", since: 2 });
+    peer2.send({ t: "joined", room: "r1", player: "p1", seq: 2, last_id: 0, rejoin: "r2", resumed: true });
+    await waitFor("joined", (resolve) => room.onStatus((s) => s === "joined" && resolve()));
+    assert.equal(errors.items[0].code, "internal");
+  });
+
   test("a rejoin refused for good ends the room with that error", async () => {
     const { room, peer } = await joined();
     const leaves = new Collector();
@@ -336,6 +367,18 @@ describe("client against a scripted peer", () => {
     assert.equal(room.status, "joining");
   });
 
+  test("frames of unknown kinds are ignored without an error", async () => {
+    const { client, room, peer } = await joined();
+    const errors = new Collector();
+    const events = new Collector();
+    client.onError(errors.push);
+    room.onEvent(events.push);
+    peer.send({ t: "from_a_newer_server", room: "r1" });
+    peer.send({ t: "event", room: "r1", seq: 1, type: "ok", extra: "ignored" });
+    await events.until("the event", (items) => items.length === 1);
+    assert.deepEqual(errors.items, []);
+  });
+
   test("an undecodable frame is reported to client.onError and skipped", async () => {
     const { client, room, peer } = await joined();
     const errors = new Collector();
@@ -386,6 +429,24 @@ describe("client against a scripted peer", () => {
     peer2.send({ t: "joined", room: "r1", player: "p1", seq: 3, last_id: 0, rejoin: "r" });
     await joining;
     assert.deepEqual(statuses.items, ["connecting", "connected", "idle", "connecting", "connected"]);
+  });
+
+  test("after 1001 going away, the reconnect goes to the next server of the deployment", async () => {
+    const other = await ScriptedServer.start();
+    try {
+      const { room, peer, statuses } = await joined({ seq: 4, clientOptions: { servers: [other.baseUrl] } });
+      peer.close(1001, "server shutting down");
+      const peer2 = await other.nextPeer();
+      await peer2.handshake();
+      assert.deepEqual(await peer2.next(), { t: "join", room: "r1", seat: "rejoin-1", since: 4 });
+      peer2.send({ t: "joined", room: "r1", player: "p1", seq: 4, last_id: 0, rejoin: "r2", resumed: true });
+      await waitFor("joined", (resolve) => room.onStatus((s) => s === "joined" && resolve()));
+      assert.equal(server.waitingPeers, 0);
+      assert.equal(statuses.items.at(-1), "connected");
+    } finally {
+      for (const client of clients.splice(0)) client.close();
+      await other.stop();
+    }
   });
 
   test("two rooms share one socket and each resumes from its own seq", async () => {

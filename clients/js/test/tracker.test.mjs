@@ -35,6 +35,15 @@ describe("RoomTracker", () => {
     assert.deepEqual(delivered, [4, 5, 6, 7]);
   });
 
+  test("a resumed join behind the position says so and moves back, so new events pass", () => {
+    const tracker = new RoomTracker(10);
+    const outcome = tracker.joined({ seq: 7, last_id: 0, resumed: true });
+    assert.equal(outcome.isBehind, true);
+    assert.equal(tracker.lastSeq, 7);
+    assert.equal(tracker.acceptEvent(8), true);
+    assert.equal(new RoomTracker(5).joined({ seq: 9, last_id: 0, resumed: true }).isBehind, false);
+  });
+
   test("a stored position resumes across sessions (constructor since)", () => {
     const tracker = new RoomTracker(10);
     assert.equal(tracker.resumeFrom(), 10);
