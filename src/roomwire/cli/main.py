@@ -152,13 +152,13 @@ async def _serve(asgi: object, sock: object, host: str, what: str, watch: str | 
     tasks: list[asyncio.Task[None]] = []
 
     async def announce() -> None:
-        while not server.started:
-            await asyncio.sleep(0.05)  # uvicorn has no startup event to await
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event to await
+            await asyncio.sleep(0.05)
         console.print(f"roomwire {roomwire.__version__}: serving {what} at [bold]http://{shown}:{port}[/]")
 
     tasks.append(asyncio.create_task(announce()))
     if watch is not None and isinstance(asgi, HotSwap):
-        tasks.append(asyncio.create_task(_reload_on_change(asgi, watch)))
+        tasks.append(asyncio.create_task(_reload_on_change(asgi, _watch_folder(watch))))
     try:
         await server.serve(sockets=[sock])  # type: ignore[list-item]  # a socket.socket
     finally:
@@ -167,9 +167,12 @@ async def _serve(asgi: object, sock: object, host: str, what: str, watch: str | 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _reload_on_change(hot: HotSwap, app_path: str) -> None:
-    folder = Path(app_path).resolve()
-    folder = folder if folder.is_dir() else folder.parent
+def _watch_folder(app_path: str) -> Path:
+    path = Path(app_path).resolve()
+    return path if path.is_dir() else path.parent
+
+
+async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
     async for changes in watchfiles.awatch(folder, watch_filter=watchfiles.PythonFilter()):
         names = ", ".join(sorted({Path(p).name for _, p in changes}))
         try:

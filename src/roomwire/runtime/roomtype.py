@@ -114,7 +114,7 @@ class RoomType:
         return fn
 
     def on_disconnect(self, fn: F) -> F:
-        """Decorator for `disconnect(room, player)`: the connection dropped; the seat is kept for the grace."""
+        """Decorator for `disconnect(room, player)`: the connection dropped; the seat is kept a while."""
         self.add_hook("disconnect", fn)
         return fn
 
