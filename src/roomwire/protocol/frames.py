@@ -22,14 +22,14 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="t", omit_defaults=True):
 # --- client → server -------------------------------------------------------------------------
 
 
-class Hello(_Frame, tag="hello"):
+class Hello(_Frame, tag="hello", frozen=True):
     """First frame on a connection: protocol version and an optional client name."""
 
     v: int = PROTOCOL_VERSION
     client: str | None = None
 
 
-class Join(_Frame, tag="join"):
+class Join(_Frame, tag="join", frozen=True):
     """Enter a room with a seat token; `since` resumes after that room sequence number."""
 
     room: str
@@ -37,13 +37,13 @@ class Join(_Frame, tag="join"):
     since: int | None = None
 
 
-class Leave(_Frame, tag="leave"):
+class Leave(_Frame, tag="leave", frozen=True):
     """Leave a room for good (the room's leave hook runs with reason `left`)."""
 
     room: str
 
 
-class Msg(_Frame, tag="msg"):
+class Msg(_Frame, tag="msg", frozen=True):
     """A game message; `id` (strictly increasing per player and room) makes resends idempotent."""
 
     room: str
@@ -52,7 +52,7 @@ class Msg(_Frame, tag="msg"):
     id: int | None = None
 
 
-class Ping(_Frame, tag="ping"):
+class Ping(_Frame, tag="ping", frozen=True):
     """Liveness check; the server answers `pong` with the same id."""
 
     id: int = 0
@@ -64,7 +64,7 @@ ClientFrame = Hello | Join | Leave | Msg | Ping
 # --- server → client -------------------------------------------------------------------------
 
 
-class Welcome(_Frame, tag="welcome"):
+class Welcome(_Frame, tag="welcome", frozen=True):
     """Answer to `hello`: the negotiated version and the limits of this connection."""
 
     v: int
@@ -74,7 +74,7 @@ class Welcome(_Frame, tag="welcome"):
     server: str = "roomwire"
 
 
-class Joined(_Frame, tag="joined"):
+class Joined(_Frame, tag="joined", frozen=True):
     """The join succeeded; events with seq > `seq` follow (after the replay, on resume)."""
 
     room: str
@@ -85,7 +85,7 @@ class Joined(_Frame, tag="joined"):
     resumed: bool = False
 
 
-class Event(_Frame, tag="event"):
+class Event(_Frame, tag="event", frozen=True):
     """A committed room event with its room sequence number."""
 
     room: str
@@ -94,7 +94,7 @@ class Event(_Frame, tag="event"):
     data: JSONValue = None
 
 
-class Ack(_Frame, tag="ack"):
+class Ack(_Frame, tag="ack", frozen=True):
     """The message with this client id was applied and committed (once)."""
 
     room: str
@@ -102,7 +102,7 @@ class Ack(_Frame, tag="ack"):
     dup: bool = False
 
 
-class Reject(_Frame, tag="reject"):
+class Reject(_Frame, tag="reject", frozen=True):
     """The message with this client id was refused; nothing of it was applied."""
 
     room: str
@@ -112,7 +112,7 @@ class Reject(_Frame, tag="reject"):
     ref: str | None = None
 
 
-class Left(_Frame, tag="left"):
+class Left(_Frame, tag="left", frozen=True):
     """This connection is no longer in the room.
 
     reason: `left` (asked to), `ended` (the room ended; `detail` is the game's reason),
@@ -125,7 +125,7 @@ class Left(_Frame, tag="left"):
     detail: str | None = None
 
 
-class Error(_Frame, tag="error"):
+class Error(_Frame, tag="error", frozen=True):
     """A request failed; `room` is set when it concerns one room, `ref` is a log reference."""
 
     code: str
@@ -134,7 +134,7 @@ class Error(_Frame, tag="error"):
     ref: str | None = None
 
 
-class Pong(_Frame, tag="pong"):
+class Pong(_Frame, tag="pong", frozen=True):
     """Answer to `ping`."""
 
     id: int = 0

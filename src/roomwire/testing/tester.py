@@ -192,11 +192,11 @@ class RoomTester:
                     player.events.append(ev)
         answer = None
         for receipt in receipts:
-            player = self.players.get(receipt.player)
-            if player is not None:
-                player.receipts.append(receipt)
+            target = self.players.get(receipt.player)
+            if target is not None:
+                target.receipts.append(receipt)
                 if receipt.kind == "removed":
-                    player.connected = False
+                    target.connected = False
             if receipt.player == answer_for and receipt.kind != "removed":
                 answer = receipt
         return answer
