@@ -17,6 +17,11 @@ from roomwire.runtime.roomtype import RoomType
 log = logging.getLogger("roomwire.worker")
 
 
+def hibernation_key(room_id: str) -> str:
+    """The key-value entry that marks a room as hibernating (no process, no lease)."""
+    return f"rw:hibernating:{room_id}"
+
+
 class _Held:
     """A room this worker runs: its executor and the task driving it."""
 
@@ -39,8 +44,12 @@ class Worker:
         lease_ttl_s: float = 2.0,
         clock: Callable[[], float] = time.time,
         code_version: str = "",
+        spread_s: float = 0.0,
     ) -> None:
         self.room_types = room_types
+        # With several workers, each waits spread_s per room it holds before claiming a woken
+        # room, so the least loaded worker usually wins the race: rooms spread over workers.
+        self.spread_s = spread_s
         self.backend = backend
         self.id = worker_id or f"w-{secrets.token_hex(4)}"
         self.lease_ttl_s = lease_ttl_s
@@ -50,6 +59,7 @@ class Worker:
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._unwatch: Unsubscribe | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
 
     @property
@@ -61,8 +71,32 @@ class Worker:
         """Watch for input, resume rooms with pending work, and start renewing leases."""
         self._unwatch = self.backend.watch_inputs(self.wake)
         self._renewer = asyncio.create_task(self._renew_forever(), name=f"roomwire-renew-{self.id}")
-        for record in await self.backend.list_rooms():
-            self.wake(record.id)
+        await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"roomwire-sweep-{self.id}")
+
+    async def sweep(self) -> None:
+        """Claim every room that is neither running somewhere nor hibernating.
+
+        This is how a room whose worker died moves on (promise 3): its lease expires, and the
+        next sweep of a live worker takes it over with a higher epoch and resumes from its last
+        commit, timers included. Hibernating rooms are skipped; input wakes them.
+        """
+        try:
+            records = await self.backend.list_rooms()
+            for record in records:
+                if record.id in self._held or record.id in self._starting:
+                    continue
+                if await self.backend.kv_get(hibernation_key(record.id)) is None:
+                    self.wake(record.id)
+        except BackendError:
+            log.warning("worker %s: sweep failed; will retry", self.id)
+
+    async def _sweep_forever(self) -> None:
+        # TODO(#3): one call per room per sweep; an index of lease expiries would make it O(expired).
+        interval = min(0.5, self.lease_ttl_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            await self.sweep()
 
     def wake(self, room_id: str) -> None:
         """Make sure the room runs here, unless it already does (called on each append)."""
@@ -73,9 +107,12 @@ class Worker:
 
     async def _claim(self, room_id: str) -> None:
         try:
+            if self.spread_s and self._held:
+                await asyncio.sleep(min(0.05, self.spread_s * len(self._held)))
             epoch = await self.backend.acquire_lease(room_id, self.id, self.lease_ttl_s)
             if epoch is None:
-                return  # another worker holds it
+                return  # another worker holds it (the sweep retries once its lease expires)
+            await self.backend.kv_delete(hibernation_key(room_id))
             record = await self.backend.get_room(room_id)
             if record is None:
                 await self.backend.release_lease(room_id, self.id, epoch)
@@ -108,7 +145,10 @@ class Worker:
         finally:
             self._held.pop(room_id, None)
         if outcome in ("hibernated", "stopped", "crashed"):
-            with contextlib.suppress(BackendError):
+            with contextlib.suppress(BackendError, RoomNotFoundError):
+                if outcome == "hibernated":
+                    # Marked before the lease goes, so no sweep takes the room back in between.
+                    await self.backend.kv_set(hibernation_key(room_id), b"1")
                 await self.backend.release_lease(room_id, self.id, executor.epoch)
         if outcome == "hibernated" and not self._closing:
             # An input may have arrived between the idle check and the release: wake again if so.
@@ -134,6 +174,8 @@ class Worker:
     async def aclose(self) -> None:
         """Stop every room after its current batch commits, release leases, stop watching."""
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._unwatch is not None:
             self._unwatch()
         for task in list(self._starting.values()):
@@ -143,7 +185,8 @@ class Worker:
         tasks = [h.task for h in self._held.values()] + list(self._starting.values())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+        for background in (self._sweeper, self._renewer):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
