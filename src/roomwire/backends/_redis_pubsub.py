@@ -26,6 +26,7 @@ __all__ = ["NodeRouter", "PubSubHub"]
 
 logger = logging.getLogger("roomwire.backends.redis")
 
+_SEND_TIMEOUT_S = 10.0
 _IDLE_PING_S = 15.0  # an idle link sends PING after this long; no answer within as long: dead
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 1.0
@@ -57,7 +58,7 @@ class _Link:
         self.reader: asyncio.Task[None] | None = None
 
     async def send(self, *args: bytes) -> None:
-        async with self.write_lock:
+        async with self.write_lock, asyncio.timeout(_SEND_TIMEOUT_S):
             await self.conn.send_command(*args, check_health=False)
 
 
@@ -98,15 +99,13 @@ class PubSubHub:
     async def aclose(self) -> None:
         """Close every connection and stop every task."""
         self._closed = True
-        tasks = list(self._tasks)
-        for link in list(self._links.values()):
-            if link.reader is not None:
-                tasks.append(link.reader)
+        links = list(self._links.values())
+        tasks = list(self._tasks) + [link.reader for link in links if link.reader is not None]
         for task in tasks:
             task.cancel()
+        for link in links:
+            await self._close(link)
         await asyncio.gather(*tasks, return_exceptions=True)
-        for link in list(self._links.values()):
-            await link.conn.disconnect(nowait=True)
         self._links.clear()
         self._link_of.clear()
 

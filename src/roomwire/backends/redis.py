@@ -57,8 +57,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -90,8 +90,9 @@ __all__ = ["RedisBackend"]
 
 logger = logging.getLogger("roomwire.backends.redis")
 
-_SOCKET_TIMEOUT_S = 10.0
-_MAX_BLOCK_MS = 5000  # one XREAD BLOCK slice; below the socket timeout
+_CALL_TIMEOUT_S = 10.0  # an engine call that takes longer: BackendUnavailableError
+_DROP_TIMEOUT_S = 120.0
+_MAX_BLOCK_MS = 5000  # one XREAD BLOCK slice
 _SETTLE_S = 5.0  # how long a write waits for this instance's pending subscriptions
 _LOG_KEEP = 256  # commits kept in a room's commit log, for subscribers that reconnect
 _LIST_BATCH = 64
@@ -118,10 +119,20 @@ _decode_receipts = msgspec.msgpack.Decoder(tuple[Receipt, ...]).decode
 Client = Redis | RedisCluster
 
 
-@contextmanager
-def _engine_errors() -> Iterator[None]:
-    with map_engine_errors("redis", unavailable=_UNAVAILABLE, failed=_FAILED, refused=_REFUSED):
-        yield
+@asynccontextmanager
+async def _engine(timeout_s: float = _CALL_TIMEOUT_S) -> AsyncIterator[None]:
+    """Map redis errors to roomwire's, and bound the call's time.
+
+    Time is bounded here, with asyncio.timeout, rather than by redis-py's socket_timeout: with a
+    socket_timeout redis-py writes through asyncio.wait_for, which on Python 3.11 loses a
+    cancellation that lands as the write completes (the caller's task then runs on).
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            with map_engine_errors("redis", unavailable=_UNAVAILABLE, failed=_FAILED, refused=_REFUSED):
+                yield
+    except TimeoutError as exc:
+        raise BackendUnavailableError(f"redis did not answer within {timeout_s} s; retry later") from exc
 
 
 def _not_found(room_id: str) -> RoomNotFoundError:
@@ -237,14 +248,14 @@ class RedisBackend:
             return
         options: dict[str, Any] = {
             "protocol": 2,
-            "socket_timeout": _SOCKET_TIMEOUT_S,
+            "socket_timeout": None,  # see _engine()
             "socket_connect_timeout": 5.0,
             "socket_keepalive": True,
             "retry": Retry(NoBackoff(), 0),  # a retried write could apply twice: the caller decides
         }
         client: Client | None = None
         try:
-            with _engine_errors():
+            async with _engine():
                 is_cluster = self._force_cluster
                 if is_cluster is None:
                     probe = Redis.from_url(self.url, **options)
@@ -291,7 +302,7 @@ class RedisBackend:
     async def drop_all(self) -> None:
         """Delete every key of the namespace (SCAN + UNLINK, on every primary of a cluster)."""
         client = self._open_client()
-        with _engine_errors():
+        async with _engine(_DROP_TIMEOUT_S):
             batch: list[bytes] = []
             async for key in client.scan_iter(match=self._keys.pattern(), count=1000):
                 batch.append(key)
@@ -317,7 +328,7 @@ class RedisBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, script: Any, keys: list[str], *args: Any) -> Any:
-        with _engine_errors():
+        async with _engine():
             return await script(keys=keys, args=args)
 
     # --- registry -----------------------------------------------------------------------------
@@ -366,12 +377,12 @@ class RedisBackend:
         """Every live room (of one type when given), in registration order."""
         client, scripts = self._open_client(), self._open_scripts()
         index = self._keys.rooms if room_type is None else self._keys.rooms_of_type(room_type)
-        with _engine_errors():
+        async with _engine():
             ids = [raw.decode() for raw in cast(list[bytes], await client.zrange(index, 0, -1))]
         rooms: list[RoomRecord] = []
         for start in range(0, len(ids), _LIST_BATCH):
             chunk = ids[start : start + _LIST_BATCH]
-            with _engine_errors():
+            async with _engine():
                 raws = await self._get_rooms(client, scripts, chunk)
             for room_id, raw in zip(chunk, raws, strict=True):
                 record = self._record(raw)
@@ -446,10 +457,9 @@ class RedisBackend:
             remaining_ms = int((deadline - loop.time()) * 1000)
             if items or limit == 0 or remaining_ms <= 0:
                 return items
-            with _engine_errors():
-                got: Any = await client.xread(
-                    {keys.inbound: f"0-{after}"}, count=limit, block=min(remaining_ms, _MAX_BLOCK_MS)
-                )
+            block_ms = min(remaining_ms, _MAX_BLOCK_MS)
+            async with _engine(block_ms / 1000 + _CALL_TIMEOUT_S):
+                got: Any = await client.xread({keys.inbound: f"0-{after}"}, count=limit, block=block_ms)
             if got:
                 return self._inputs(room_id, got[0][1])
             # A slice ran out: loop, which re-checks that the room still exists.
@@ -506,7 +516,7 @@ class RedisBackend:
         Raises RoomNotFoundError.
         """
         client, scripts = self._open_client(), self._open_scripts()
-        with _engine_errors():
+        async with _engine():
             # The counter lives in the namespace's slot, not the room's: it survives the room.
             epoch = int(await client.incr(self._keys.epoch))
         taken = await self._run(scripts.acquire, self._keys.room(room_id).all(), owner, _ms(ttl_s), epoch)
@@ -726,13 +736,13 @@ class RedisBackend:
     async def kv_get(self, key: str) -> bytes | None:
         """The value stored under key, or None."""
         client = self._open_client()
-        with _engine_errors():
+        async with _engine():
             return cast(bytes | None, await client.get(self._keys.kv(key)))
 
     async def kv_set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         """Store value under key, expiring after ttl_s seconds when given."""
         client = self._open_client()
-        with _engine_errors():
+        async with _engine():
             if ttl_s is None:
                 await client.set(self._keys.kv(key), value)
             elif ttl_s <= 0:
@@ -743,7 +753,7 @@ class RedisBackend:
     async def kv_delete(self, key: str) -> None:
         """Remove key (no-op when absent)."""
         client = self._open_client()
-        with _engine_errors():
+        async with _engine():
             await client.delete(self._keys.kv(key))
 
 
