@@ -7,6 +7,7 @@ are closed with 1012 (service restart) and resume on the new code.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 from roomwire.app import App
@@ -19,9 +20,11 @@ log = logging.getLogger("roomwire.cli")
 class HotSwap:
     """Serves the current gateway; `reload()` swaps in a gateway built from freshly loaded code."""
 
-    def __init__(self, backend: Backend, load: Callable[[], App]) -> None:
+    def __init__(self, backend: Backend, load: Callable[[], App], secret: str | None = None) -> None:
         self.backend = backend
         self._load = load
+        # One secret for every reload: seats and tokens issued before a reload stay valid.
+        self._secret = secret or secrets.token_urlsafe(32)
         self.gateway: Gateway | None = None
 
     async def start(self) -> None:
@@ -46,6 +49,8 @@ class HotSwap:
         await self.backend.aclose()
 
     def _build(self, app: App) -> Gateway:
+        if not app.has_secret:
+            app.use_secret(self._secret)
         return app.build_gateway(self.backend, manage_backend=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

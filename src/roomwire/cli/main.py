@@ -61,9 +61,17 @@ def main() -> None:
 @click.option("--data", default=None, help="SQLite file that keeps rooms across restarts (default: memory).")
 @click.option("--app", "app_name", default=None, help="Name of the App object when the file has several.")
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Reload on save, keeping rooms.")
+@click.option("--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret (default: random).")
 @click.option("--log-level", default="info", show_default=True)
 def run(
-    app_path: str, host: str, port: int, data: str | None, app_name: str | None, reload: bool, log_level: str
+    app_path: str,
+    host: str,
+    port: int,
+    data: str | None,
+    app_name: str | None,
+    reload: bool,
+    secret: str | None,
+    log_level: str,
 ) -> None:
     """Run APP.py for development: one process, embedded backend, reload on save."""
     _setup_logging(log_level)
@@ -78,7 +86,7 @@ def run(
     def load() -> App:
         return next(loads, None) or load_app(app_path, app_name)
 
-    hot = HotSwap(backend, load)
+    hot = HotSwap(backend, load, secret)
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
     _run_loop(
