@@ -33,6 +33,8 @@ class Client:
         codec: "json" (text frames) or "msgpack" (binary frames).
         reconnect: reconnect and resume after a drop; False makes any drop final.
         reconnect_timeout_s: give up (rooms fail with ConnectionLostError) after this long.
+        connect_timeout_s: per attempt, for the WebSocket upgrade and `hello`/`welcome`; a
+            server that accepts TCP but does not answer (hung) is left for the next after this.
         join_timeout_s: how long `join`/`create`/`join_or_create` wait for `joined`.
         max_pending: unanswered messages per room before `send` waits.
         max_buffered_events: received, unread events per room before reading from the socket
@@ -49,6 +51,7 @@ class Client:
         client_name: str = "roomwire-python",
         reconnect: bool = True,
         reconnect_timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
         join_timeout_s: float = 10.0,
         max_pending: int = 1000,
         max_buffered_events: int = 10_000,
@@ -63,6 +66,7 @@ class Client:
             client_name=client_name,
             reconnect=reconnect,
             reconnect_timeout_s=reconnect_timeout_s,
+            handshake_timeout_s=connect_timeout_s,
             backoff=backoff,
         )
         self.player: str | None = None
