@@ -37,7 +37,9 @@ def uvicorn_config(
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind a listening TCP socket (port 0 picks a free port); raises OSError when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+    # socket says it is TCP; without it Nagle holds small frames back ~40 ms behind delayed acks.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
