@@ -241,18 +241,26 @@ async def scenario_sweep(adapter: Adapter, args: argparse.Namespace) -> dict[str
 
     async def step(rate: float) -> bool:
         nonlocal best, limited_by
-        res = await measure_window(
-            adapter, order, rate, args.sweep_warmup, args.duration, args.drain, args.server_pid
-        )
-        res["passed"] = ok = _passes(res, args.p99_limit_ms)
-        steps.append(res)
-        print(
-            f"  sweep F={rate:g}/s delivered={res['delivered_per_s']:.0f}/s p99={res['p99_ms']:.2f} ms "
-            f"lost={res['lost']} loadgen={res['loadgen_cpu_pct']}% "
-            f"server={res.get('server_cpu_pct', '?')}% {'ok' if ok else 'FAIL'}",
-            file=sys.stderr,
-            flush=True,
-        )
+        for attempt in range(1 + args.sweep_retries):
+            res = await measure_window(
+                adapter, order, rate, args.sweep_warmup, args.duration, args.drain, args.server_pid
+            )
+            res["passed"] = ok = _passes(res, args.p99_limit_ms)
+            res["attempt"] = attempt
+            steps.append(res)
+            print(
+                f"  sweep F={rate:g}/s delivered={res['delivered_per_s']:.0f}/s p99={res['p99_ms']:.2f} ms "
+                f"lost={res['lost']} loadgen={res['loadgen_cpu_pct']}% "
+                f"server={res.get('server_cpu_pct', '?')}% other={res['other_cpu_pct']}% "
+                f"{'ok' if ok else 'FAIL'}",
+                file=sys.stderr,
+                flush=True,
+            )
+            # Only a latency failure is retried: on a shared machine a neighbour's burst can push
+            # p99 over the limit once; a loss or a dropped connection is the server's own doing.
+            if ok or res["lost"] or res["connections_closed"]:
+                break
+            await _quiesce(adapter.stats)
         if ok and (best is None or res["delivered_per_s"] > best["delivered_per_s"]):
             best = res
         if res["loadgen_cpu_pct"] >= 90 or res["send_per_s"] < 0.95 * res["target_send_per_s"]:
@@ -382,6 +390,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-min", type=float, default=0.5, help="sweep: lowest F tried")
     p.add_argument("--sweep-max", type=float, default=5000.0, help="sweep: highest F tried")
     p.add_argument("--sweep-refine", type=int, default=2, help="sweep: bisection steps after a failure")
+    p.add_argument("--sweep-retries", type=int, default=1, help="sweep: reruns of a step failed on p99")
     p.add_argument("--sweep-warmup", type=float, default=1.0, help="sweep: warmup seconds per step")
     p.add_argument("--p99-limit-ms", type=float, default=50.0)
     p.add_argument("--out", default=None, help="write the JSON result here (default: stdout)")
