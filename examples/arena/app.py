@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -249,3 +250,13 @@ def rules(request: Request) -> dict[str, Any]:
         "max_players": MAX_PLAYERS,
         "options": msgspec.structs.asdict(Options()),
     }
+
+
+# --- the browser page -------------------------------------------------------------------------
+
+# Mounted last: the lobby and /rules above win over the page's catch-all "/" mount.
+_HERE = Path(__file__).resolve().parent
+_SDK_DIST = _HERE.parents[1] / "clients" / "js" / "dist"
+if _SDK_DIST.is_dir():  # built by `cd clients/js && npm ci && npm run build`; the page says so if not
+    app.static("/sdk", str(_SDK_DIST))
+app.static("/", str(_HERE / "static"))

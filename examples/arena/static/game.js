@@ -1,0 +1,366 @@
+// The arena page: plays tag in an "arena" room through the roomwire SDK, drawn on a canvas.
+//
+// The room's events (see examples/arena/app.py) are folded into `view`; the canvas is redrawn
+// every animation frame from it. Our own player moves at once on key presses (prediction) and
+// each step is sent as a `move` message; the server applies them in order, so it ends up where
+// we drew it. A refused move or a history gap asks the server for the whole `state` again.
+
+const SDK_URL = "/sdk/roomwire-client.js";
+const SDK_MISSING =
+  "The roomwire SDK is missing (no <code>/sdk/roomwire-client.js</code>). Build the SDK: " +
+  "<code>cd clients/js &amp;&amp; npm ci &amp;&amp; npm run build</code>, then restart the server.";
+const MOVE_EVERY_MS = 50;
+const STEP = 10; // units per `move`: 200 units/s, well under the server's max step per message
+const KEYS = {
+  ArrowUp: [0, -1],
+  ArrowDown: [0, 1],
+  ArrowLeft: [-1, 0],
+  ArrowRight: [1, 0],
+  w: [0, -1],
+  s: [0, 1],
+  a: [-1, 0],
+  d: [1, 0],
+};
+
+const $ = (id) => document.getElementById(id);
+const canvas = $("arena");
+const ctx = canvas.getContext("2d");
+
+/** What the page knows of the room, rebuilt from its events. */
+const view = {
+  arena: { width: 800, height: 600, tag_radius: 24 },
+  players: new Map(), // id -> {id, name, color, x, y, score}
+  it: null,
+  phase: "waiting", // waiting | playing | intermission
+  round: 0,
+  endsAt: null, // room clock (epoch seconds)
+  winners: [],
+};
+const seen = []; // {seq, type} of every event delivered, in order: for the end-to-end tests
+const held = new Set(); // direction keys held down
+const drawn = new Map(); // id -> {x, y}: positions eased towards the latest ones, for smooth drawing
+let Client = null;
+let client = null;
+let room = null;
+let me = null; // our predicted position {x, y}
+let status = "idle";
+let clockOffsetS = 0; // server clock minus ours
+
+// A read-only view for tests and for poking around in the console.
+window.__arena = Object.freeze({
+  get state() {
+    return structuredClone({ ...view, players: [...view.players.values()] });
+  },
+  get events() {
+    return seen.map((e) => ({ ...e }));
+  },
+  get lastSeq() {
+    return room?.lastSeq ?? 0;
+  },
+  get status() {
+    return status;
+  },
+  get player() {
+    return room?.player ?? null;
+  },
+  get position() {
+    return me && { ...me };
+  },
+  /** Cut the socket as a network failure would; the SDK reconnects and resumes. */
+  disconnect() {
+    client?.simulateDisconnect();
+  },
+});
+
+// --- events ---------------------------------------------------------------------------------
+
+const apply = {
+  state(data) {
+    view.arena = data.arena;
+    view.players = new Map(data.players.map((p) => [p.id, p]));
+    Object.assign(view, {
+      it: data.it,
+      phase: data.phase,
+      round: data.round,
+      endsAt: data.ends_at,
+    });
+    const mine = view.players.get(room.player);
+    me = mine ? { x: mine.x, y: mine.y } : null;
+    resizeCanvas();
+  },
+  joined({ player }) {
+    view.players.set(player.id, player);
+  },
+  left({ id, it }) {
+    view.players.delete(id);
+    drawn.delete(id);
+    view.it = it;
+  },
+  moved({ id, x, y }) {
+    const player = view.players.get(id);
+    if (player) Object.assign(player, { x, y });
+  },
+  tagged({ by, it, score }) {
+    const tagger = view.players.get(by);
+    if (tagger) tagger.score = score;
+    view.it = it;
+  },
+  round_started({ round, it, ends_at }) {
+    for (const player of view.players.values()) player.score = 0;
+    Object.assign(view, {
+      phase: "playing",
+      round,
+      it,
+      endsAt: ends_at,
+      winners: [],
+    });
+  },
+  round_over({ scores, winners, next_round_at }) {
+    for (const [id, score] of Object.entries(scores)) {
+      const player = view.players.get(id);
+      if (player) player.score = score;
+    }
+    Object.assign(view, {
+      phase: "intermission",
+      endsAt: next_round_at,
+      winners,
+    });
+  },
+};
+
+function onEvent(event) {
+  seen.push({ seq: event.seq, type: event.type });
+  apply[event.type]?.(event.data);
+  renderScores();
+}
+
+// --- joining ----------------------------------------------------------------------------------
+
+async function play(name) {
+  $("play").disabled = true;
+  notice(null);
+  localStorage.setItem("arena-name", name);
+  client = new Client(location.origin);
+  client.onStatus(setStatus);
+  try {
+    await client.loginGuest(name || undefined);
+    room = await client.joinOrCreate("arena");
+  } catch (err) {
+    client.close();
+    notice(`Could not join: ${err.message}`);
+    $("play").disabled = false;
+    return;
+  }
+  // Added right after the join: the SDK holds the first events until then.
+  room.onEvent(onEvent);
+  room.onError((err) => {
+    // Our position or history is off (a refused move, events lost after a long outage): resync.
+    if (err.code === "rejected" || err.code === "history_gone") room.send("sync");
+    else notice(`${err.code}: ${err.message}`);
+  });
+  room.onLeave((info) => {
+    notice(`You left the room (${info.reason}${info.detail ? `: ${info.detail}` : ""}). Press Play to join again.`);
+    room = null;
+    me = null;
+    view.players.clear();
+    renderScores();
+    client.close();
+    $("play").disabled = false;
+  });
+  canvas.focus();
+}
+
+function setStatus(next) {
+  status = next;
+  const conn = $("conn");
+  conn.dataset.status = next;
+  conn.querySelector("span").textContent = next === "idle" ? "offline" : next;
+}
+
+function notice(text) {
+  const box = $("notice");
+  box.hidden = text === null;
+  box.textContent = text ?? "";
+}
+
+// --- moving -----------------------------------------------------------------------------------
+
+function onKey(event, isDown) {
+  if (event.target instanceof HTMLInputElement) return;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  if (!(key in KEYS)) return;
+  event.preventDefault(); // arrows would scroll the page
+  if (isDown) held.add(key);
+  else held.delete(key);
+}
+
+function step() {
+  // Not while the room is resuming: moves would pile up unacknowledged.
+  if (!me || room?.status !== "joined") return;
+  let dx = 0;
+  let dy = 0;
+  for (const key of held) {
+    dx += KEYS[key][0];
+    dy += KEYS[key][1];
+  }
+  const length = Math.hypot(dx, dy);
+  if (length === 0) return;
+  const x = round1(clamp(me.x + (dx / length) * STEP, 0, view.arena.width));
+  const y = round1(clamp(me.y + (dy / length) * STEP, 0, view.arena.height));
+  if (x === me.x && y === me.y) return; // against a wall
+  me = { x, y };
+  room.send("move", me);
+}
+
+const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+const round1 = (v) => Math.round(v * 10) / 10;
+
+// --- drawing ----------------------------------------------------------------------------------
+
+function resizeCanvas() {
+  if (canvas.width !== view.arena.width) canvas.width = view.arena.width;
+  if (canvas.height !== view.arena.height) canvas.height = view.arena.height;
+}
+
+function draw() {
+  const { width, height } = view.arena;
+  ctx.clearRect(0, 0, width, height);
+  ctx.strokeStyle = "#1c222a";
+  ctx.lineWidth = 1;
+  for (let x = 50; x < width; x += 50) line(x, 0, x, height);
+  for (let y = 50; y < height; y += 50) line(0, y, width, y);
+
+  const radius = view.arena.tag_radius / 2; // two players touch when "it" can tag
+  for (const player of view.players.values()) {
+    const target = player.id === room?.player && me ? me : player;
+    const pos = drawn.get(player.id) ?? { ...target };
+    pos.x += (target.x - pos.x) * 0.4;
+    pos.y += (target.y - pos.y) * 0.4;
+    drawn.set(player.id, pos);
+    drawPlayer(player, pos, radius);
+  }
+  drawBanner();
+  $("round").textContent = roundText();
+  requestAnimationFrame(draw);
+}
+
+function drawPlayer(player, pos, radius) {
+  const isIt = player.id === view.it;
+  if (isIt) {
+    ctx.beginPath();
+    ctx.arc(pos.x, pos.y, radius + 6, 0, 2 * Math.PI);
+    ctx.fillStyle = "rgba(255, 213, 74, 0.25)";
+    ctx.fill();
+  }
+  ctx.beginPath();
+  ctx.arc(pos.x, pos.y, radius, 0, 2 * Math.PI);
+  ctx.fillStyle = player.color;
+  ctx.fill();
+  ctx.lineWidth = isIt ? 3 : 2;
+  ctx.strokeStyle = isIt ? "#ffd54a" : player.id === room?.player ? "#fff" : "#0008";
+  ctx.stroke();
+  ctx.font = `${isIt ? "bold " : ""}13px system-ui, sans-serif`;
+  ctx.textAlign = "center";
+  ctx.fillStyle = isIt ? "#ffd54a" : "#e8eaed";
+  const label = (isIt ? "IT · " : "") + player.name + (player.id === room?.player ? " (you)" : "");
+  ctx.fillText(label, pos.x, pos.y - radius - 8);
+}
+
+function drawBanner() {
+  let text = null;
+  if (!room) text = "Enter a name and press Play";
+  else if (view.phase === "waiting") text = "Waiting for the round to start…";
+  else if (view.phase === "intermission") {
+    const names = view.winners.map((id) => view.players.get(id)?.name ?? id);
+    text = `Round ${view.round} over · ${names.length ? `winner: ${names.join(", ")}` : "no tags"}`;
+  }
+  if (text === null) return;
+  ctx.fillStyle = "#000a";
+  ctx.fillRect(0, view.arena.height / 2 - 30, view.arena.width, 60);
+  ctx.font = "bold 22px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.fillStyle = "#fff";
+  ctx.fillText(text, view.arena.width / 2, view.arena.height / 2 + 8);
+}
+
+function line(x1, y1, x2, y2) {
+  ctx.beginPath();
+  ctx.moveTo(x1, y1);
+  ctx.lineTo(x2, y2);
+  ctx.stroke();
+}
+
+function roundText() {
+  if (!room || view.endsAt === null) return "";
+  const left = Math.max(0, Math.ceil(view.endsAt - (Date.now() / 1000 + clockOffsetS)));
+  if (view.phase === "playing") return `Round ${view.round} · ${left} s left`;
+  if (view.phase === "intermission") return `Next round in ${left} s`;
+  return "";
+}
+
+function renderScores() {
+  const list = $("scores");
+  const players = [...view.players.values()].sort((a, b) => b.score - a.score || a.name.localeCompare(b.name));
+  list.replaceChildren(
+    ...players.map((p) => {
+      const item = document.createElement("li");
+      const swatch = Object.assign(document.createElement("span"), {
+        className: "swatch",
+      });
+      swatch.style.background = p.color;
+      const name = Object.assign(document.createElement("span"), {
+        className: "name" + (p.id === view.it ? " it" : ""),
+        textContent: p.name + (p.id === room?.player ? " (you)" : "") + (p.id === view.it ? " · it" : ""),
+      });
+      const score = Object.assign(document.createElement("span"), {
+        className: "score",
+        textContent: p.score,
+      });
+      item.append(swatch, name, score);
+      return item;
+    }),
+  );
+}
+
+// --- start ------------------------------------------------------------------------------------
+
+async function loadRules() {
+  const sent = Date.now();
+  const response = await fetch("/rules");
+  const rules = await response.json();
+  view.arena = { ...rules.arena, tag_radius: rules.tag_radius };
+  resizeCanvas();
+  // ends_at is on the server's clock. The Date header has a 1 s resolution: only use it to
+  // correct a clock that is clearly off, not to fight NTP over milliseconds.
+  const serverMs = Date.parse(response.headers.get("date") ?? "");
+  const skewS = (serverMs - (sent + Date.now()) / 2) / 1000;
+  if (Math.abs(skewS) > 2) clockOffsetS = skewS;
+}
+
+async function start() {
+  addEventListener("keydown", (e) => onKey(e, true));
+  addEventListener("keyup", (e) => onKey(e, false));
+  addEventListener("blur", () => held.clear());
+  setInterval(step, MOVE_EVERY_MS);
+  requestAnimationFrame(draw);
+
+  $("name").value = localStorage.getItem("arena-name") ?? "";
+  $("join").addEventListener("submit", (e) => {
+    e.preventDefault();
+    play($("name").value.trim());
+  });
+  try {
+    await loadRules();
+  } catch (err) {
+    notice(`Could not load the rules: ${err.message}`);
+  }
+  try {
+    ({ Client } = await import(SDK_URL));
+  } catch {
+    Object.assign($("notice"), { innerHTML: SDK_MISSING, hidden: false });
+    return;
+  }
+  $("play").disabled = false;
+}
+
+start();
