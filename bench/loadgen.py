@@ -183,20 +183,29 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
     rtts: list[int] = []
     gc.collect()
     gc.freeze()
+    server0 = sample_tree(args.server_pid) if args.server_pid else None
+    busy0, _ = machine_busy_s()
     self0, t0 = _cpu_self_s(), time.monotonic()
     for _ in range(args.count):
         sent = time.monotonic_ns()
         arrived = await adapter.echo(client, sent)
         rtts.append(arrived - sent)
     elapsed = time.monotonic() - t0
+    self1 = _cpu_self_s()
+    busy1, _ = machine_busy_s()
+    server1 = sample_tree(args.server_pid, list(server0.pids)) if server0 and args.server_pid else None
+    other_s = (busy1 - busy0) - (self1 - self0)
+    if server0 is not None and server1 is not None:
+        other_s -= server1.cpu_s - server0.cpu_s
     rtts.sort()
     return {
+        "other_cpu_pct": round(max(0.0, 100 * other_s / elapsed), 1),
         "round_trips": len(rtts),
         "p50_us": _percentile(rtts, 0.5) * 1000,
         "p99_us": _percentile(rtts, 0.99) * 1000,
         "max_us": rtts[-1] / 1000,
         "per_s": round(len(rtts) / elapsed, 1),
-        "loadgen_cpu_pct": round(100 * (_cpu_self_s() - self0) / elapsed, 1),
+        "loadgen_cpu_pct": round(100 * (self1 - self0) / elapsed, 1),
     }
 
 

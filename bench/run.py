@@ -307,6 +307,11 @@ def running_server(argv: list[str], prefix: list[str], port: int, log: Path) -> 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not listening after {SERVER_START_TIMEOUT_S:.0f} s: {_tail(log)}")
             time.sleep(0.1)
+        # A server that failed to bind exits: make sure the listener is ours, not a neighbour's
+        # that took the port meanwhile.
+        time.sleep(0.3)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {_tail(log)}")
         yield proc.pid
     finally:
         _stop(proc)
