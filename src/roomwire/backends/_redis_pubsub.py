@@ -78,6 +78,8 @@ class PubSubHub:
         self._links: dict[str, _Link] = {}
         self._link_of: dict[bytes, _Link] = {}
         self._connecting: dict[str, asyncio.Future[_Link]] = {}
+        self._orphans: set[bytes] = set()  # wanted channels waiting to be resubscribed
+        self._recovering = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -124,7 +126,7 @@ class PubSubHub:
             await self._subscribe(channel)
         except _LINK_ERRORS as exc:
             logger.warning("redis pub/sub: cannot subscribe %r yet (%s); retrying", channel, exc)
-            await self._recover([channel])
+            self._recover([channel])
 
     async def _subscribe(self, channel: bytes) -> None:
         """Send the subscription of a wanted channel that no link carries yet."""
@@ -214,7 +216,7 @@ class PubSubHub:
                 # The server dropped it: its slot moved to another node. Find the new owner.
                 del self._link_of[channel]
                 link.channels.discard(channel)
-                self._spawn(self._recover([channel]))
+                self._recover([channel])
 
     # --- failures -----------------------------------------------------------------------------
 
@@ -235,24 +237,39 @@ class PubSubHub:
         logger.warning(
             "redis pub/sub link to %s lost (%s); resubscribing %d channels", link.node, exc, len(channels)
         )
-        self._spawn(self._recover(channels))
+        self._recover(channels)
 
     @staticmethod
     async def _close(link: _Link) -> None:
         with contextlib.suppress(*_LINK_ERRORS):
             await link.conn.disconnect(nowait=True)
 
-    async def _recover(self, channels: list[bytes]) -> None:
-        """Resubscribe `channels`, backing off while the engine is unreachable."""
+    def _recover(self, channels: list[bytes]) -> None:
+        """Resubscribe `channels` soon; one recovery task serves every failure at a time."""
+        self._orphans.update(channels)
+        if not self._recovering and not self._closed:
+            self._recovering = True
+            self._spawn(self._recover_orphans())
+
+    async def _recover_orphans(self) -> None:
+        """Resubscribe the orphaned channels, backing off while the engine is unreachable."""
         delay = _BACKOFF_FIRST_S
-        while True:
-            try:
-                await self._router.refresh()
-                for channel in channels:
-                    await self._subscribe(channel)
-                return
-            except _LINK_ERRORS as exc:
-                logger.info("redis pub/sub: still cannot resubscribe (%s); next try in %.2f s", exc, delay)
-            # Backoff between reconnect attempts (not a wait for a condition).
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF_MAX_S)
+        try:
+            while self._orphans:
+                try:
+                    await self._router.refresh()
+                    while self._orphans:
+                        channel = self._orphans.pop()
+                        try:
+                            await self._subscribe(channel)
+                        except BaseException:
+                            self._orphans.add(channel)
+                            raise
+                    return
+                except _LINK_ERRORS as exc:
+                    logger.info("redis pub/sub: cannot resubscribe yet (%s); next try in %.2f s", exc, delay)
+                # Backoff between reconnect attempts (not a wait for a condition).
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+        finally:
+            self._recovering = False
