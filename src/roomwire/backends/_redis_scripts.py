@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
     from redis.commands.core import AsyncScript
 
-__all__ = ["NamespaceKeys", "RoomKeys", "Scripts"]
+__all__ = ["NamespaceKeys", "RoomKeys", "Scripts", "entry_fields", "entry_number"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +111,15 @@ class Scripts:
         self.fill = script("fill")
         self.register = script("register")
         self.unregister = script("unregister")
+
+
+def entry_fields(raw: Any) -> dict[bytes, bytes]:
+    """A stream entry's fields: a dict from redis-py's XREAD, a flat list from a script."""
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def entry_number(entry_id: bytes) -> int:
+    """The <n> of a stream entry id 0-<n> (an offset, a seq or a commit number)."""
+    return int(entry_id.partition(b"-")[2])

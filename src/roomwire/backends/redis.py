@@ -56,27 +56,18 @@ Guarantees and choices (the conformance suite asserts the shared ones):
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
-from functools import partial
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
-from redis import exceptions as rex
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from roomwire.backends._errors import map_engine_errors
-from roomwire.backends._redis_feed import Fill, LoggedCommit, RoomFeed
-from roomwire.backends._redis_pubsub import PubSubHub
-from roomwire.backends._redis_scripts import NamespaceKeys, RoomKeys, Scripts
+from roomwire.backends._redis_client import CALL_TIMEOUT_S, Client, connect, engine_call
+from roomwire.backends._redis_live import LiveDelivery
+from roomwire.backends._redis_scripts import NamespaceKeys, RoomKeys, Scripts, entry_fields, entry_number
 from roomwire.backends.base import Unsubscribe
-from roomwire.backends.records import Commit, Input, Loaded, OutEvent, Published, Receipt, RoomRecord
+from roomwire.backends.records import Commit, Input, Loaded, OutEvent, Published, RoomRecord
 from roomwire.errors import (
     BackendUnavailableError,
     CommitConflictError,
@@ -88,113 +79,19 @@ from roomwire.errors import (
 
 __all__ = ["RedisBackend"]
 
-logger = logging.getLogger("roomwire.backends.redis")
-
-_CALL_TIMEOUT_S = 10.0  # an engine call that takes longer: BackendUnavailableError
 _DROP_TIMEOUT_S = 120.0
 _MAX_BLOCK_MS = 5000  # one XREAD BLOCK slice
-_SETTLE_S = 5.0  # how long a write waits for this instance's pending subscriptions
 _LOG_KEEP = 256  # commits kept in a room's commit log, for subscribers that reconnect
 _LIST_BATCH = 64
-
-_UNAVAILABLE = (
-    rex.ConnectionError,
-    rex.TimeoutError,
-    rex.ClusterDownError,
-    rex.TryAgainError,
-    rex.SlotNotCoveredError,
-    rex.ReadOnlyError,  # a replica promoted / demoted under us
-    OSError,
-    TimeoutError,
-)
-_REFUSED = (rex.AuthenticationError, rex.AuthorizationError, rex.NoPermissionError)
-_FAILED = (rex.RedisError, rex.RedisClusterException)
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_input = msgspec.msgpack.Decoder(Input).decode
 _decode_event = msgspec.msgpack.Decoder(OutEvent).decode
 _decode_record = msgspec.msgpack.Decoder(RoomRecord).decode
-_decode_receipts = msgspec.msgpack.Decoder(tuple[Receipt, ...]).decode
-
-Client = Redis | RedisCluster
-
-
-@asynccontextmanager
-async def _engine(timeout_s: float = _CALL_TIMEOUT_S) -> AsyncIterator[None]:
-    """Map redis errors to roomwire's, and bound the call's time.
-
-    Time is bounded here, with asyncio.timeout, rather than by redis-py's socket_timeout: with a
-    socket_timeout redis-py writes through asyncio.wait_for, which on Python 3.11 loses a
-    cancellation that lands as the write completes (the caller's task then runs on).
-    """
-    try:
-        async with asyncio.timeout(timeout_s):
-            with map_engine_errors("redis", unavailable=_UNAVAILABLE, failed=_FAILED, refused=_REFUSED):
-                yield
-    except TimeoutError as exc:
-        raise BackendUnavailableError(f"redis did not answer within {timeout_s} s; retry later") from exc
 
 
 def _not_found(room_id: str) -> RoomNotFoundError:
     return RoomNotFoundError(f"room {room_id!r} does not exist (never created, or ended)")
-
-
-def _fields(raw: Any) -> dict[bytes, bytes]:
-    """A stream entry's fields: a dict from redis-py's XREAD, a flat list from a script."""
-    if isinstance(raw, dict):
-        return raw
-    return dict(zip(raw[::2], raw[1::2], strict=True))
-
-
-def _entry_number(entry_id: bytes) -> int:
-    """The <n> of a stream entry id 0-<n>."""
-    return int(entry_id.partition(b"-")[2])
-
-
-class _StandaloneRouter:
-    """Every channel is served by the one server."""
-
-    def __init__(self, client: Redis, client_name: str) -> None:
-        self._pool = client.connection_pool
-        self._client_name = client_name
-
-    def node_for(self, channel: bytes) -> str:
-        return "server"
-
-    def connection(self, node: str) -> AbstractConnection:
-        kwargs = dict(self._pool.connection_kwargs)
-        kwargs["health_check_interval"] = 0  # its PINGs would be read as pub/sub messages
-        kwargs["client_name"] = self._client_name
-        return self._pool.connection_class(**kwargs)
-
-    async def refresh(self) -> None:
-        return None
-
-
-class _ClusterRouter:
-    """A channel is served by the primary of its hash slot."""
-
-    def __init__(self, client: RedisCluster, client_name: str) -> None:
-        self._client = client
-        self._client_name = client_name
-
-    def node_for(self, channel: bytes) -> str:
-        node = self._client.get_node_from_key(channel.decode())
-        if node is None:
-            raise rex.SlotNotCoveredError(f"no cluster node serves channel {channel!r}")
-        return str(node.name)
-
-    def connection(self, node: str) -> AbstractConnection:
-        found = self._client.get_node(node_name=node)
-        if found is None:
-            raise rex.ConnectionError(f"cluster node {node} is gone")
-        kwargs = dict(found.connection_kwargs)
-        kwargs["health_check_interval"] = 0
-        kwargs["client_name"] = self._client_name
-        return cast(AbstractConnection, found.connection_class(**kwargs))
-
-    async def refresh(self) -> None:
-        await self._client.nodes_manager.initialize()
 
 
 class RedisBackend:
@@ -212,16 +109,10 @@ class RedisBackend:
         self.namespace = namespace
         self._force_cluster = None if cluster is None else cluster.lower() in ("1", "true", "yes")
         self._keys = NamespaceKeys(namespace)
-        self._wake = self._keys.wake.encode()
         self._client: Client | None = None
         self._scripts: Scripts | None = None
-        self._hub: PubSubHub | None = None
+        self._live: LiveDelivery | None = None
         self._is_cluster = False
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._feeds: dict[str, RoomFeed] = {}
-        self._feed_of_channel: dict[bytes, RoomFeed] = {}
-        self._watchers: tuple[Callable[[str], None], ...] = ()
-        self._wake_ready: asyncio.Event | None = None
 
     def __repr__(self) -> str:
         return f"RedisBackend(url={self.url!r}, namespace={self.namespace!r})"
@@ -246,63 +137,31 @@ class RedisBackend:
         """
         if self._client is not None:
             return
-        options: dict[str, Any] = {
-            "protocol": 2,
-            "socket_timeout": None,  # see _engine()
-            "socket_connect_timeout": 5.0,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),  # a retried write could apply twice: the caller decides
-        }
-        client: Client | None = None
-        try:
-            async with _engine():
-                is_cluster = self._force_cluster
-                if is_cluster is None:
-                    probe = Redis.from_url(self.url, **options)
-                    try:
-                        info = await probe.info("cluster")
-                    finally:
-                        await probe.aclose()
-                    is_cluster = str(info.get("cluster_enabled", 0)) == "1"
-                if is_cluster:
-                    client = RedisCluster.from_url(self.url, max_connections=1000, **options)
-                    await client.initialize()
-                    router: Any = _ClusterRouter(client, self.pubsub_client_name)
-                else:
-                    client = Redis.from_url(self.url, health_check_interval=30, **options)
-                    await client.ping()
-                    router = _StandaloneRouter(client, self.pubsub_client_name)
-        except BaseException:
-            if client is not None:
-                await client.aclose()
-            raise
-        self._client = client
-        self._is_cluster = is_cluster
-        self._scripts = Scripts(client)
-        self._hub = PubSubHub(router, self._on_message, self._on_active)
+        connected = await connect(
+            self.url, force_cluster=self._force_cluster, pubsub_client_name=self.pubsub_client_name
+        )
+        self._client = connected.client
+        self._is_cluster = connected.is_cluster
+        self._scripts = scripts = Scripts(connected.client)
+
+        async def fetch_raw(keys: RoomKeys, after_commit: int, after_seq: int) -> Any:
+            return await self._run(scripts.fill, keys.all(), after_commit, after_seq)
+
+        self._live = LiveDelivery(connected.router, self._keys, fetch_raw)
 
     async def aclose(self) -> None:
-        """Close connections and stop tasks; waiting readers get BackendUnavailableError."""
-        client, hub = self._client, self._hub
-        self._client = self._scripts = self._hub = None
-        for feed in self._feeds.values():
-            feed.close()
-        self._feeds.clear()
-        self._feed_of_channel.clear()
-        self._watchers = ()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if hub is not None:
-            await hub.aclose()
+        """Close connections and stop tasks; the stored data stays."""
+        client, live = self._client, self._live
+        self._client = self._scripts = self._live = None
+        if live is not None:
+            await live.aclose()
         if client is not None:
             await client.aclose()
 
     async def drop_all(self) -> None:
         """Delete every key of the namespace (SCAN + UNLINK, on every primary of a cluster)."""
         client = self._open_client()
-        async with _engine(_DROP_TIMEOUT_S):
+        async with engine_call(_DROP_TIMEOUT_S):
             batch: list[bytes] = []
             async for key in client.scan_iter(match=self._keys.pattern(), count=1000):
                 batch.append(key)
@@ -322,13 +181,13 @@ class RedisBackend:
             raise BackendUnavailableError(f"{self!r} is not open; call `await backend.open()` first")
         return self._scripts
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _open_live(self) -> LiveDelivery:
+        if self._live is None:
+            raise BackendUnavailableError(f"{self!r} is not open; call `await backend.open()` first")
+        return self._live
 
     async def _run(self, script: Any, keys: list[str], *args: Any) -> Any:
-        async with _engine():
+        async with engine_call():
             return await script(keys=keys, args=args)
 
     # --- registry -----------------------------------------------------------------------------
@@ -377,12 +236,12 @@ class RedisBackend:
         """Every live room (of one type when given), in registration order."""
         client, scripts = self._open_client(), self._open_scripts()
         index = self._keys.rooms if room_type is None else self._keys.rooms_of_type(room_type)
-        async with _engine():
+        async with engine_call():
             ids = [raw.decode() for raw in cast(list[bytes], await client.zrange(index, 0, -1))]
         rooms: list[RoomRecord] = []
         for start in range(0, len(ids), _LIST_BATCH):
             chunk = ids[start : start + _LIST_BATCH]
-            async with _engine():
+            async with engine_call():
                 raws = await self._get_rooms(client, scripts, chunk)
             for room_id, raw in zip(chunk, raws, strict=True):
                 record = self._record(raw)
@@ -458,7 +317,7 @@ class RedisBackend:
             if items or limit == 0 or remaining_ms <= 0:
                 return items
             block_ms = min(remaining_ms, _MAX_BLOCK_MS)
-            async with _engine(block_ms / 1000 + _CALL_TIMEOUT_S):
+            async with engine_call(block_ms / 1000 + CALL_TIMEOUT_S):
                 got: Any = await client.xread({keys.inbound: f"0-{after}"}, count=limit, block=block_ms)
             if got:
                 return self._inputs(room_id, got[0][1])
@@ -468,11 +327,11 @@ class RedisBackend:
     def _inputs(room_id: str, entries: Any) -> list[tuple[int, Input]]:
         items: list[tuple[int, Input]] = []
         for entry_id, raw in entries:
-            fields = _fields(raw)
+            fields = entry_fields(raw)
             data = fields.get(b"d")
             if data is None:  # the tombstone delete_room leaves for waiting readers
                 raise RoomNotFoundError(f"room {room_id!r} was removed while reading its inputs")
-            items.append((_entry_number(entry_id), _decode_input(data)))
+            items.append((entry_number(entry_id), _decode_input(data)))
         return items
 
     def watch_inputs(self, callback: Callable[[str], None]) -> Unsubscribe:
@@ -481,32 +340,7 @@ class RedisBackend:
         That is: a new room, an append while the room has no live lease, a lease released while
         inputs wait. Called from the backend's pub/sub reader task, in publish order.
         """
-        hub = self._open_hub()
-        self._watchers = (*self._watchers, callback)
-        if self._wake_ready is None:
-            self._wake_ready = asyncio.Event()
-            hub.want(self._wake, sharded=False)
-        done = False
-
-        def unwatch() -> None:
-            nonlocal done
-            if done:
-                return
-            done = True
-            watchers = list(self._watchers)
-            if callback in watchers:
-                watchers.remove(callback)
-            self._watchers = tuple(watchers)
-            if not watchers and self._wake_ready is not None and self._hub is not None:
-                self._wake_ready = None
-                self._hub.unwant(self._wake)
-
-        return unwatch
-
-    def _open_hub(self) -> PubSubHub:
-        if self._hub is None:
-            raise BackendUnavailableError(f"{self!r} is not open; call `await backend.open()` first")
-        return self._hub
+        return self._open_live().watch(callback)
 
     # --- lease (Promise 4) --------------------------------------------------------------------
 
@@ -516,7 +350,7 @@ class RedisBackend:
         Raises RoomNotFoundError.
         """
         client, scripts = self._open_client(), self._open_scripts()
-        async with _engine():
+        async with engine_call():
             # The counter lives in the namespace's slot, not the room's: it survives the room.
             epoch = int(await client.incr(self._keys.epoch))
         taken = await self._run(scripts.acquire, self._keys.room(room_id).all(), owner, _ms(ttl_s), epoch)
@@ -624,125 +458,33 @@ class RedisBackend:
             if after < last_seq:
                 raise _history_gone(room_id, after, last_seq + 1)
             return []
-        first = _entry_number(entries[0][0])
+        first = entry_number(entries[0][0])
         if first != after + 1:
             raise _history_gone(room_id, after, first)
-        return [_decode_event(_fields(raw)[b"e"]) for _, raw in entries]
+        return [_decode_event(entry_fields(raw)[b"e"]) for _, raw in entries]
 
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
         """Deliver each later commit of the room to `callback` once, in order, after it is durable.
 
         Called from the backend's pub/sub reader task; a callback that raises is logged.
         """
-        hub = self._open_hub()
-        feed = self._feeds.get(room_id)
-        if feed is None:
-            keys = self._keys.room(room_id)
-            channel = keys.channel.encode()
-            feed = RoomFeed(room_id, partial(self._fill, keys), self._spawn)
-            self._feeds[room_id] = feed
-            self._feed_of_channel[channel] = feed
-            self._spawn(feed.start(partial(hub.want, channel, sharded=True)))
-        feed.callbacks = (*feed.callbacks, callback)
-        done = False
-
-        def unsubscribe() -> None:
-            nonlocal done
-            if done:
-                return
-            done = True
-            callbacks = list(feed.callbacks)
-            if callback in callbacks:
-                callbacks.remove(callback)
-            feed.callbacks = tuple(callbacks)
-            if not callbacks and self._feeds.get(room_id) is feed:
-                channel = self._keys.room(room_id).channel.encode()
-                del self._feeds[room_id]
-                del self._feed_of_channel[channel]
-                feed.close()
-                if self._hub is not None:
-                    self._hub.unwant(channel)
-
-        return unsubscribe
-
-    async def _fill(self, keys: RoomKeys, after_commit: int, after_seq: int) -> Fill | None:
-        found = await self._run(self._open_scripts().fill, keys.all(), after_commit, after_seq)
-        if not found:
-            return None
-        incarnation, commit, last_seq, log, events = found
-        logged = []
-        for entry_id, raw in log:
-            fields = _fields(raw)
-            logged.append(
-                LoggedCommit(
-                    number=_entry_number(entry_id),
-                    first_seq=int(fields[b"f"]),
-                    count=int(fields[b"n"]),
-                    receipts=_decode_receipts(fields[b"r"]) if fields[b"r"] else (),
-                )
-            )
-        return Fill(
-            incarnation=incarnation,
-            commit=int(commit),
-            last_seq=int(last_seq),
-            log=logged,
-            events={_entry_number(i): _decode_event(_fields(raw)[b"e"]) for i, raw in events},
-        )
-
-    # --- pub/sub dispatch ---------------------------------------------------------------------
-
-    def _on_message(self, channel: bytes, payload: bytes) -> None:
-        if channel == self._wake:
-            room_id = payload.decode()
-            for callback in self._watchers:
-                try:
-                    callback(room_id)
-                except Exception:
-                    # One watcher's bug must not starve the others.
-                    logger.exception("input watcher %r failed for room %s", callback, room_id)
-            return
-        feed = self._feed_of_channel.get(channel)
-        if feed is not None:
-            feed.on_message(payload)
-
-    def _on_active(self, channel: bytes) -> None:
-        if channel == self._wake:
-            if self._wake_ready is not None:
-                self._wake_ready.set()
-            return
-        feed = self._feed_of_channel.get(channel)
-        if feed is not None:
-            feed.on_active()
+        return self._open_live().subscribe(room_id, callback)
 
     async def _settle(self, room_id: str, *, wake: bool) -> None:
-        """Wait (bounded) until this instance's subscriptions that a write may notify are active."""
-        pending = []
-        feed = self._feeds.get(room_id)
-        if feed is not None and not feed.ready.is_set():
-            pending.append(feed.ready)
-        if wake and self._wake_ready is not None and not self._wake_ready.is_set():
-            pending.append(self._wake_ready)
-        if not pending:
-            return
-        try:
-            async with asyncio.timeout(_SETTLE_S):
-                for ready in pending:
-                    await ready.wait()
-        except TimeoutError:
-            logger.warning("room %s: writing before this instance's subscriptions are active", room_id)
+        await self._open_live().settle(room_id, wake=wake)
 
     # --- key-value for lobby data -------------------------------------------------------------
 
     async def kv_get(self, key: str) -> bytes | None:
         """The value stored under key, or None."""
         client = self._open_client()
-        async with _engine():
+        async with engine_call():
             return cast(bytes | None, await client.get(self._keys.kv(key)))
 
     async def kv_set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         """Store value under key, expiring after ttl_s seconds when given."""
         client = self._open_client()
-        async with _engine():
+        async with engine_call():
             if ttl_s is None:
                 await client.set(self._keys.kv(key), value)
             elif ttl_s <= 0:
@@ -753,7 +495,7 @@ class RedisBackend:
     async def kv_delete(self, key: str) -> None:
         """Remove key (no-op when absent)."""
         client = self._open_client()
-        async with _engine():
+        async with engine_call():
             await client.delete(self._keys.kv(key))
 
 
