@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 __all__ = ["NodeRouter", "PubSubHub"]
 
@@ -30,7 +30,7 @@ _SEND_TIMEOUT_S = 10.0
 _IDLE_PING_S = 15.0  # an idle link sends PING after this long; no answer within as long: dead
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 1.0
-_LINK_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+_LINK_ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 class NodeRouter(Protocol):
