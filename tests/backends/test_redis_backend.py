@@ -104,7 +104,7 @@ async def test_a_namespace_with_braces_is_refused() -> None:
 
 
 def test_cluster_query_parameter_is_read_and_not_passed_on() -> None:
-    backend = RedisBackend("redis://127.0.0.1:6379/0?cluster=0&db=0", namespace="x")
+    backend = RedisBackend("redis://127.0.0.1:6379/0?cluster=0&db=0&namespace=y", namespace="x")
     assert backend.url == "redis://127.0.0.1:6379/0?db=0"
     assert isinstance(backend_from_url("redis://127.0.0.1:6379/0", namespace="x"), RedisBackend)
 

@@ -105,6 +105,7 @@ class RedisBackend:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         cluster = query.pop("cluster", None)
+        query.pop("namespace", None)  # roomwire's, not redis-py's
         self.url = urlunsplit(parts._replace(query=urlencode(query)))
         self.namespace = namespace
         self._force_cluster = None if cluster is None else cluster.lower() in ("1", "true", "yes")
