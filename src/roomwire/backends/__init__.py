@@ -38,5 +38,5 @@ def backend_from_url(url: str, *, namespace: str | None = None) -> Backend:
             from roomwire.backends.redis import RedisBackend
         except ImportError as exc:  # the redis extra is optional
             raise SetupError("the Redis backend needs `pip install 'roomwire[redis]'`") from exc
-        return RedisBackend(url.split("?", 1)[0], namespace=ns)
+        return RedisBackend(url, namespace=ns)  # it strips its own query parameters
     raise SetupError(f"unknown backend URL {url!r}; use memory://, sqlite:///PATH or redis://HOST:PORT/DB")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from roomwire.backends.base import Backend
@@ -49,6 +50,11 @@ class RoomExecutor:
         self._stopping = False
         self._reading = False
         self.outcome = "running"
+        # Metering: what this room cost while this worker ran it (see Worker.stats).
+        self.inputs_total = 0
+        self.events_total = 0
+        self.commits_total = 0
+        self.handler_s = 0.0
 
     def stop(self, task: asyncio.Task[None]) -> None:
         """Ask the loop to finish: interrupt an idle wait, or stop after the current batch."""
@@ -78,12 +84,15 @@ class RoomExecutor:
                     items = await self.backend.read_inputs(self.room_id, self.offset, BATCH, wait)
                 finally:
                     self._reading = False
+                started = time.perf_counter()
                 for offset, item in items:
                     await self.machine.apply(item)
                     self.offset = offset
+                    self.inputs_total += 1
                     if self.machine.ended is not None:
                         break  # inputs after the end are refused by the next incarnation: the room is gone
                 await self.machine.fire_due()
+                self.handler_s += time.perf_counter() - started
                 await self._commit()
                 if self.machine.ended is not None:
                     self.outcome = "ended"
@@ -130,5 +139,22 @@ class RoomExecutor:
                 log.warning("room %s: commit failed (engine unavailable), retrying", self.room_id)
                 await asyncio.sleep(delay)  # back off before retrying the same commit
                 delay *= 2
+                # The failed call may have been applied before the connection dropped: then a
+                # retry would be refused as a conflict. The journal tells which happened.
+                if await self._was_applied(commit):
+                    break
         self._committed = checkpoint
         self._committed_offset = self.offset
+        self.commits_total += 1
+        self.events_total += len(events)
+
+    async def _was_applied(self, commit: Commit) -> bool:
+        try:
+            loaded = await self.backend.load(self.room_id)
+        except BackendUnavailableError:
+            return False
+        if loaded is None:
+            return False
+        if commit.events:
+            return loaded.last_seq >= commit.events[-1].seq
+        return loaded.inbound_offset >= commit.inbound_offset and loaded.snapshot == commit.snapshot

@@ -67,6 +67,20 @@ class Worker:
         """Rooms this worker currently runs."""
         return list(self._held)
 
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per running room: inputs, events and commits so far, and handler seconds (metering)."""
+        return {
+            room_id: {
+                "inputs": held.executor.inputs_total,
+                "events": held.executor.events_total,
+                "commits": held.executor.commits_total,
+                "handler_s": round(held.executor.handler_s, 6),
+                "players": len(held.executor.machine.snapshot.players),
+                "connected": held.executor.machine.connected_count,
+            }
+            for room_id, held in self._held.items()
+        }
+
     async def start(self) -> None:
         """Watch for input, resume rooms with pending work, and start renewing leases."""
         self._unwatch = self.backend.watch_inputs(self.wake)
