@@ -81,7 +81,8 @@ class Backend(Protocol):
         """Up to `limit` inputs with offset > after; waits up to timeout_s when there are none."""
 
     def watch_inputs(self, callback: Callable[[str], None]) -> Unsubscribe:
-        """Call `callback(room_id)` after inputs are appended (workers use it to wake rooms)."""
+        """Call `callback(room_id)` after inputs are appended, at least for rooms without a live
+        lease (workers use it to wake rooms; a distributed engine may skip leased rooms)."""
 
     # --- lease (Promise 4) --------------------------------------------------------------------
 
@@ -110,7 +111,11 @@ class Backend(Protocol):
         """Committed events with seq > after, in order; HistoryGoneError if some were trimmed."""
 
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
-        """Deliver each later commit of the room to `callback` once, in order, after it is durable."""
+        """Deliver each later commit of the room to `callback` once, in order, after it is durable.
+
+        On a remote engine the subscription becomes active asynchronously; writes made through
+        the same backend instance after this call are ordered after it.
+        """
 
     # --- key-value for lobby data -------------------------------------------------------------
 
