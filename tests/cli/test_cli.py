@@ -137,3 +137,47 @@ async def test_reload_on_save_keeps_live_rooms_and_runs_the_new_code(
         await room.request("add")  # the client reconnects and resumes by itself
         totals = [(await room.next_event("total")).data["n"] for _ in range(3)]
     assert totals == [2, 3, 103]  # the state survived; the new code adds 100
+
+
+async def test_data_file_keeps_rooms_across_a_restart(tmp_path: Path) -> None:
+    app = tmp_path / "counter.py"
+    app.write_text(APP.format(step=1))
+    data = tmp_path / "rooms.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROOMWIRE_SECRET": "a-test-secret-of-enough-length"}
+
+    def start(port: int) -> subprocess.Popen[str]:
+        cmd = [ROOMWIRE, "run", str(app), "--port", str(port), "--data", str(data), "--no-reload"]
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        _wait_for_line(proc, "serving", 20)
+        return proc
+
+    def stop(proc: subprocess.Popen[str]) -> None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    port = _free_port()
+    proc = await asyncio.to_thread(start, port)
+    try:
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            await client.login_guest()
+            room = await client.join_or_create("counter")
+            for _ in range(3):
+                await room.request("add")
+            room_id = room.id
+    finally:
+        await asyncio.to_thread(stop, proc)
+
+    port = _free_port()
+    proc = await asyncio.to_thread(start, port)
+    try:
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            await client.login_guest()
+            again = await client.join(room_id)
+            await again.request("add")
+            assert (await again.next_event("total")).data == {"n": 4}
+    finally:
+        await asyncio.to_thread(stop, proc)
