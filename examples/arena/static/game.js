@@ -38,6 +38,7 @@ const view = {
 };
 const seen = []; // {seq, type} of every event delivered, in order: for the end-to-end tests
 const held = new Set(); // direction keys held down
+const tapped = new Set(); // keys pressed since the last step: a quick tap still moves one step
 const drawn = new Map(); // id -> {x, y}: positions eased towards the latest ones, for smooth drawing
 let Client = null;
 let client = null;
@@ -59,6 +60,9 @@ window.__arena = Object.freeze({
   },
   get status() {
     return status;
+  },
+  get room() {
+    return room?.id ?? null;
   },
   get player() {
     return room?.player ?? null;
@@ -190,16 +194,22 @@ function onKey(event, isDown) {
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
   if (!(key in KEYS)) return;
   event.preventDefault(); // arrows would scroll the page
-  if (isDown) held.add(key);
-  else held.delete(key);
+  if (isDown) {
+    held.add(key);
+    tapped.add(key);
+  } else {
+    held.delete(key);
+  }
 }
 
 function step() {
+  const keys = new Set([...held, ...tapped]);
+  tapped.clear();
   // Not while the room is resuming: moves would pile up unacknowledged.
   if (!me || room?.status !== "joined") return;
   let dx = 0;
   let dy = 0;
-  for (const key of held) {
+  for (const key of keys) {
     dx += KEYS[key][0];
     dy += KEYS[key][1];
   }
@@ -340,7 +350,7 @@ async function loadRules() {
 async function start() {
   addEventListener("keydown", (e) => onKey(e, true));
   addEventListener("keyup", (e) => onKey(e, false));
-  addEventListener("blur", () => held.clear());
+  addEventListener("blur", () => held.clear()); // a key released in another window never says so
   setInterval(step, MOVE_EVERY_MS);
   requestAnimationFrame(draw);
 
