@@ -84,8 +84,15 @@ class NamespaceKeys:
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of the namespace."""
-        escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in self.namespace)
-        return escaped + ":*"
+        return _glob_escape(self.namespace) + ":*"
+
+    def kv_pattern(self, prefix: str) -> str:
+        """A SCAN pattern matching the kv entries whose key starts with prefix."""
+        return _glob_escape(self.kv(prefix)) + "*"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 class Scripts:

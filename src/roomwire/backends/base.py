@@ -21,6 +21,7 @@ asserts each one, against a real engine):
 * History: `read_events(after=s)` returns committed events with seq > s, in order, as long as
   they are within the kept window (`history` of the commit's room); older gaps raise
   HistoryGoneError; an unknown room raises RoomNotFoundError.
+* Key-value: `kv_get`, `kv_scan` never return an entry whose ttl has passed.
 * Room removal: `delete_room` (or a commit with `ended`) removes the room's registry entry,
   inputs, history, snapshot and lease; later appends, reads and lease calls raise
   RoomNotFoundError (a reader waiting in `read_inputs` gets it too).
@@ -127,3 +128,11 @@ class Backend(Protocol):
 
     async def kv_delete(self, key: str) -> None:
         """Remove key (no-op when absent)."""
+
+    async def kv_scan(self, prefix: str) -> dict[str, bytes]:
+        """Every live entry whose key starts with `prefix`, by key (for operator tools).
+
+        Read-only and not atomic: entries set or expiring during the scan may or may not be
+        included. Its cost may grow with everything stored, not only the matches (Redis walks
+        its keyspace): keep it off per-message paths.
+        """

@@ -522,6 +522,17 @@ class EmbeddedBackend:
             self._store.kv_delete([key])
         del self._kv[key]
 
+    async def kv_scan(self, prefix: str) -> dict[str, bytes]:
+        """Every live entry whose key starts with prefix, by key."""
+        self._check_open()
+        self._expire_kv()
+        now = self._clock()
+        return {
+            key: value
+            for key, (value, expires_at) in self._kv.items()
+            if key.startswith(prefix) and (expires_at is None or expires_at > now)
+        }
+
     def _expire_kv(self) -> None:
         """Drop keys whose ttl has passed (the heap may hold outdated deadlines: skip those)."""
         heap, now = self._kv_expiry, self._clock()

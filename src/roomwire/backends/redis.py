@@ -18,7 +18,7 @@ cluster keeps the whole room in one slot and every room script touches one slot)
     <ns>:{r:<id>}:ch       sharded pub/sub channel of the room's commits
     <ns>:{<ns>}:rooms[:<type>]  zsets  registry index, score = registration number
     <ns>:{<ns>}:registered, <ns>:{<ns>}:epoch   counters (registration order, lease epochs)
-    <ns>:kv:<key>          string  lobby kv (PX for the ttl)
+    <ns>:kv:<key>          string  lobby kv (PX for the ttl); kv_scan walks the keyspace (SCAN MATCH)
     <ns>:wake              classic pub/sub channel: ids of rooms with input and no live lease
 
 Guarantees and choices (the conformance suite asserts the shared ones):
@@ -498,6 +498,25 @@ class RedisBackend:
         client = self._open_client()
         async with engine_call():
             await client.delete(self._keys.kv(key))
+
+    async def kv_scan(self, prefix: str) -> dict[str, bytes]:
+        """Every live entry whose key starts with prefix (SCAN over every primary, then GETs)."""
+        client = self._open_client()
+        pattern, strip = self._keys.kv_pattern(prefix), len(self._keys.kv(""))
+        async with engine_call(_DROP_TIMEOUT_S):
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            if not keys:
+                return {}
+            # cast: redis-py types replies as bytes | str; without decode_responses they are bytes.
+            values: list[bytes | None]
+            if isinstance(client, Redis):
+                values = cast(list[bytes | None], await client.mget(keys))
+            else:  # the keys live in different slots: one GET each, concurrently
+                values = cast(list[bytes | None], await asyncio.gather(*(client.get(k) for k in keys)))
+        # A key that expired between SCAN and GET reads as None: it is not live any more.
+        return {
+            key.decode()[strip:]: value for key, value in zip(keys, values, strict=True) if value is not None
+        }
 
 
 def _ms(seconds: float) -> int:
