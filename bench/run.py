@@ -423,12 +423,15 @@ def _run_streaming(argv: list[str], timeout_s: float) -> tuple[int | None, str]:
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    status: int | None = None
     try:
-        status: int | None = proc.wait(timeout_s)
+        status = proc.wait(timeout_s)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        status = None
+        pass
+    finally:
+        if proc.poll() is None:  # timed out, or run.py itself was interrupted
+            proc.kill()
+            proc.wait()
     reader.join(5)
     return status, (last[0] if last else "(no output)")
 
@@ -654,5 +657,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any("error" in f for r in results.values() for f in r.values()) else 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 if __name__ == "__main__":
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so servers and load generators are stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())
