@@ -496,6 +496,8 @@ def markdown_table(results: dict[str, dict[str, Any]], servers: list[str]) -> st
     header.append("better")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, scenario, key, better, fmt in ROWS:
+        if all(_value(results, s, scenario, key) is None for s in servers):
+            continue  # a scenario that was not run
         cells = [label] + [_cell(_value(results, s, scenario, key), fmt) for s in servers]
         if "roomwire" in servers:
             mine = _value(results, "roomwire", scenario, key)
