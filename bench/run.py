@@ -60,6 +60,28 @@ LABELS = {
 
 # Load generator arguments per mode and scenario.
 MODES: dict[str, dict[str, list[str]]] = {
+    # Seconds in all: proves the harness and every server work, measures nothing worth keeping.
+    "smoke": {
+        "ping": ["--count", "50", "--warmup-count", "10"],
+        "broadcast": ["--rooms", "2", "--clients", "3", "--rate", "5", "--warmup", "0.5", "--duration", "1"],
+        "sweep": [
+            "--rooms",
+            "2",
+            "--clients",
+            "3",
+            "--sweep-start",
+            "5",
+            "--sweep-max",
+            "10",
+            "--duration",
+            "1",
+            "--sweep-warmup",
+            "0.5",
+            "--sweep-refine",
+            "0",
+        ],
+        "scale": ["--rooms", "20", "--clients", "5", "--rate", "1", "--warmup", "1", "--duration", "1"],
+    },
     "quick": {
         "ping": ["--count", "2000", "--warmup-count", "200"],
         "broadcast": ["--rooms", "10", "--clients", "10", "--rate", "10", "--warmup", "2", "--duration", "5"],
@@ -112,6 +134,7 @@ MODES: dict[str, dict[str, list[str]]] = {
 }
 # Upper bounds on one load generator run (setup included), per mode and scenario.
 TIMEOUTS_S = {
+    "smoke": {"ping": 60, "broadcast": 60, "sweep": 90, "scale": 90},
     "quick": {"ping": 90, "broadcast": 90, "sweep": 300, "scale": 240},
     "full": {"ping": 180, "broadcast": 120, "sweep": 600, "scale": 420},
 }
@@ -559,6 +582,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         const="quick",
         default="full",
         help="short windows (a few minutes in all)",
+    )
+    p.add_argument(
+        "--smoke",
+        dest="mode",
+        action="store_const",
+        const="smoke",
+        help="tiny sizes, seconds per server: checks that everything runs, measures nothing",
     )
     p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated subset of {SERVERS}")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
