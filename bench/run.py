@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from procstat import machine_busy_s
+from profiling import Profiler, summarize
 
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
@@ -50,6 +51,7 @@ HOST = "127.0.0.1"
 COLYSEUS = BENCH / "colyseus"
 SERVERS = ("roomwire", "bare", "socketio", "colyseus")
 BASELINES = ("bare", "socketio", "colyseus")
+PYTHON_SERVERS = ("roomwire", "bare", "socketio")  # the ones py-spy can profile
 SCENARIOS = ("ping", "broadcast", "sweep", "scale")
 LABELS = {
     "roomwire": "roomwire",
@@ -372,13 +374,20 @@ def run_scenario(
     python: Path,
     pins: tuple[list[str], list[str]],
     run_dir: Path,
-    attempt: int = 0,
+    attempt: int | str = 0,
+    profile: bool = False,
 ) -> dict[str, Any]:
-    """Fresh server, one load generator run, server stopped; returns the figures or the error."""
+    """Fresh server, one load generator run, server stopped; returns the figures or the error.
+
+    With `profile`, py-spy samples the server for the whole load generator run and the figures
+    carry the summary of where its time went (they are then perturbed by the sampling).
+    """
     port = free_port()
     argv = server_command(server, python, args.roomwire_cmd, port)
     out = run_dir / f"{server}-{scenario}-{attempt}.json"
     log = run_dir / f"{server}-{scenario}-{attempt}.server.log"
+    stacks = run_dir / f"{server}-{scenario}-{attempt}.collapsed.txt"
+    profile_error: str | None = None
     loadgen = [
         str(python),
         str(BENCH / "loadgen.py"),
@@ -404,7 +413,12 @@ def run_scenario(
     started = time.monotonic()
     try:
         with running_server(argv, pins[0], port, log) as pid:
-            status, tail = _run_streaming(pins[1] + loadgen + ["--server-pid", str(pid)], timeout_s)
+            profiler = Profiler(python.parent / "py-spy", pid, stacks, pins[1]) if profile else None
+            try:
+                status, tail = _run_streaming(pins[1] + loadgen + ["--server-pid", str(pid)], timeout_s)
+            finally:
+                if profiler is not None:
+                    profile_error = profiler.stop()
             if status is None:
                 return {"error": f"load generator still running after {timeout_s} s: stopped"}
             if status != 0:
@@ -413,6 +427,12 @@ def run_scenario(
         return {"error": str(exc)}
     figures: dict[str, Any] = json.loads(out.read_text())
     figures["wall_s"] = round(time.monotonic() - started, 1)
+    if profile:
+        figures["profile"] = (
+            {"error": profile_error}
+            if profile_error
+            else {"collapsed_stacks": str(stacks.relative_to(PROJECT)), **summarize(stacks)}
+        )
     figures["machine_busy_pct_before"] = busy
     return figures
 
@@ -530,11 +550,37 @@ def markdown_table(results: dict[str, dict[str, Any]], servers: list[str]) -> st
     return "\n".join(lines)
 
 
+def profile_sections(results: dict[str, dict[str, Any]], servers: list[str], top: int = 12) -> str:
+    """Markdown: for each profiled server, the functions with the most own samples."""
+    parts = []
+    for server in servers:
+        run = results.get(server, {}).get("broadcast_profile")
+        if not run:
+            continue
+        profile = run.get("profile", {})
+        if "error" in run or "error" in profile:
+            parts.append(f"\n{LABELS[server]} profile: {run.get('error') or profile.get('error')}")
+            continue
+        lines = [
+            f"\n### Where {LABELS[server]}'s CPU goes (broadcast, py-spy, {profile['samples']} samples; "
+            f"stacks in {profile['collapsed_stacks']})\n",
+            "| own % | function | | total % | function |",
+            "|---|---|---|---|---|",
+        ]
+        rows = zip(profile["top_self_pct"][:top], profile["top_total_pct"][:top], strict=False)
+        for (own_name, own_pct), (all_name, all_pct) in rows:
+            lines.append(f"| {own_pct} | `{own_name}` | | {all_pct} | `{all_name}` |")
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
 def notes(results: dict[str, dict[str, Any]], servers: list[str]) -> list[str]:
     """Skips, errors and warnings that a reader of the table must know."""
     out: list[str] = []
     for server in servers:
         for scenario, figures in results.get(server, {}).items():
+            if scenario.endswith("_profile"):
+                continue  # reported in its own section
             if "skipped" in figures:
                 out.append(f"{LABELS[server]} {scenario}: skipped: {figures['skipped']}")
             elif "error" in figures:
@@ -612,6 +658,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="run each measurement N times; the table shows the least disturbed one",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each Python server's broadcast, run it once more under py-spy: where the time goes",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     return p.parse_args(argv)
 
@@ -654,6 +705,10 @@ def main(argv: list[str] | None = None) -> int:
                 for attempt in range(args.repeat)
             ]
             results[server][scenario] = quietest(runs)
+            if args.profile and scenario == "broadcast" and server in PYTHON_SERVERS:
+                results[server]["broadcast_profile"] = run_scenario(
+                    server, scenario, args, python, (server_pin, loadgen_pin), run_dir, "profile", True
+                )
 
     roomwire_argv = shlex.split(args.roomwire_cmd.format(app=APP, host=HOST, port=0, project=PROJECT))
     record = {
@@ -685,6 +740,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for line in remarks:
             print(f"- {line}")
+    sections = profile_sections(results, servers)
+    if sections:
+        print(sections)
     print(f"\nJSON: {path.relative_to(PROJECT)}")
     return 1 if any("error" in f for r in results.values() for f in r.values()) else 0
 
