@@ -181,3 +181,22 @@ async def test_data_file_keeps_rooms_across_a_restart(tmp_path: Path) -> None:
             assert (await again.next_event("total")).data == {"n": 4}
     finally:
         await asyncio.to_thread(stop, proc)
+
+
+def test_bench_plays_the_users_game_and_prints_the_table(tmp_path: Path) -> None:
+    app = tmp_path / "counter.py"
+    app.write_text(APP.format(step=1))
+    result = _run("bench", str(app), "--rooms", "2", "--players", "2", "--rate", "5", "--duration", "2")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout
+    assert "ack latency p99" in table and "events delivered per second" in table
+    sent, acked = (int(n) for n in table.split("sent / acked")[1].split("│")[1].split("/"))
+    assert sent > 0 and acked == sent
+    assert "│ errors" in table and table.split("│ errors")[1].split("│")[1].strip() == "0"
+
+
+def test_bench_refuses_an_unknown_message_type(tmp_path: Path) -> None:
+    app = tmp_path / "counter.py"
+    app.write_text(APP.format(step=1))
+    result = _run("bench", str(app), "--message", "nope", "--duration", "1")
+    assert result.returncode == 1 and "no handler for 'nope'" in result.stderr

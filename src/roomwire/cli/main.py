@@ -1,14 +1,20 @@
-"""The `roomwire` command: run (development, embedded), serve (production processes), status."""
+"""The `roomwire` command: run (development, embedded), serve (production processes), status (operators)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -21,11 +27,17 @@ from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
+from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
 from roomwire.errors import RoomwireError
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
 from roomwire.runtime.worker import Worker
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# With several workers, a worker waits this long per room it already runs before claiming a new
+# room, so the least loaded one usually wins and new rooms spread (see Worker.spread_s).
+SPREAD_S = 0.002
+EMBEDDED = ("memory", "sqlite")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -135,14 +147,134 @@ def serve(
         app.use_secret(secret)
     if not app.has_secret and role != "all":
         _fail("several processes must sign seats with one secret: pass --secret or set ROOMWIRE_SECRET")
-    if backend.name in ("memory", "sqlite") and role != "all":
+    if backend.name in EMBEDDED and role != "all":
         _fail(f"the {backend.name} backend lives in one process; use --role all, or an engine like redis://")
+    spread_s = 0.0 if backend.name in EMBEDDED else SPREAD_S
     if role == "worker":
-        _run_loop(_work(app, backend, worker_id, lease_ttl))
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s))
         return
     gateway = app.build_gateway(backend, run_worker=role == "all", worker_id=worker_id, lease_ttl_s=lease_ttl)
+    worker = gateway.worker
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    if worker is not None:
+        worker.spread_s = spread_s
+        background.append(lambda: publish_worker_stats(worker, backend))
     sock = _bind(host, port)
-    _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None))
+    _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
+
+
+@main.command()
+@click.option("--backend", "backend_url", required=True, help="Engine URL: redis://HOST:PORT/DB.")
+@click.option("--type", "room_type", default=None, help="Only rooms of this type.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+def status(backend_url: str, room_type: str | None, as_json: bool) -> None:
+    """Show rooms by state and worker, players and events per second, read from a shared engine."""
+    try:
+        backend = backend_from_url(backend_url)
+    except RoomwireError as exc:
+        _fail(str(exc))
+        return
+    if backend.name in EMBEDDED:
+        _fail(f"the {backend.name} backend lives inside the serving process; status reads a shared engine")
+
+    async def read() -> None:
+        await backend.open()
+        try:
+            found = await read_status(backend, room_type)
+        finally:
+            await backend.aclose()
+        if as_json:
+            click.echo(status_json(found))
+        else:
+            render_status(found, Console(highlight=False))
+
+    try:
+        asyncio.run(read())
+    except RoomwireError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("app_path", metavar="APP.py")
+@click.option("--url", default=None, help="A running server to use (default: start APP.py on a free port).")
+@click.option("--room-type", default=None, help="Room type to play (default: the app's first).")
+@click.option("--message", "message", default=None, help="Message type the bots send (default: the first).")
+@click.option("--data", default="{}", show_default=True, help="JSON data of each message.")
+@click.option("--rooms", default=4, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--players", default=4, show_default=True, type=click.IntRange(1, 1_000), help="Per room.")
+@click.option(
+    "--rate", default=5.0, show_default=True, type=click.FloatRange(0.1, 1000), help="Msg/s per bot."
+)
+@click.option("--duration", default=10.0, show_default=True, type=click.FloatRange(1, 3600), help="Seconds.")
+@click.option("--codec", type=click.Choice(["json", "msgpack"]), default="json", show_default=True)
+@click.option("--app", "app_name", default=None)
+def bench(
+    app_path: str,
+    url: str | None,
+    room_type: str | None,
+    message: str | None,
+    data: str,
+    rooms: int,
+    players: int,
+    rate: float,
+    duration: float,
+    codec: str,
+    app_name: str | None,
+) -> None:
+    """Run bots against APP.py and print latency and throughput (ack round trip, events/s)."""
+    from roomwire.cli.bench import BenchPlan, render, run_bench
+
+    try:
+        app = load_app(app_path, app_name)
+        payload = json.loads(data)
+    except AppLoadError as exc:
+        _fail(str(exc))
+        return
+    except json.JSONDecodeError as exc:
+        _fail(f"--data is not JSON: {exc}")
+        return
+    type_name = room_type or next(iter(app.room_types), None)
+    if type_name not in app.room_types:
+        _fail(f"no room type {type_name!r}; the app has: {', '.join(app.room_types) or 'none'}")
+        return
+    handlers = app.room_types[type_name].handlers
+    msg_type = message or next(iter(handlers), None)
+    if msg_type not in handlers:
+        _fail(f"room type {type_name!r} has no handler for {msg_type!r}; it has: {', '.join(handlers)}")
+        return
+    if players > app.room_types[type_name].policy.max_players:
+        _fail(f"--players {players} exceeds the room type's max_players")
+        return
+    server: subprocess.Popen[bytes] | None = None
+    if url is None:
+        port = _bind(host="127.0.0.1", port=0).getsockname()[1]  # type: ignore[attr-defined]
+        cmd = [sys.executable, "-m", "roomwire.cli.main", "run", app_path, "--port", str(port), "--no-reload"]
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        if not _wait_for_port("127.0.0.1", port, 20):
+            server.kill()
+            _fail("the app did not start; run it with `roomwire run` to see why")
+            return
+    plan = BenchPlan(url, type_name, msg_type, payload, rooms, players, rate, duration, codec)
+    try:
+        result = asyncio.run(run_bench(plan, console))
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    Console(highlight=False).print(render(plan, result))
+
+
+def _wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.1)  # polling a port that is not up yet
+    return False
 
 
 def _bind(host: str, port: int) -> object:
@@ -153,7 +285,14 @@ def _bind(host: str, port: int) -> object:
         raise AssertionError("unreachable") from exc
 
 
-async def _serve(asgi: object, sock: object, host: str, what: str, watch: str | None) -> None:
+async def _serve(
+    asgi: object,
+    sock: object,
+    host: str,
+    what: str,
+    watch: str | None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
     port = sock.getsockname()[1]  # type: ignore[attr-defined]  # a socket.socket
     server = uvicorn.Server(uvicorn_config(asgi, host, port, log_level="warning"))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -162,6 +301,8 @@ async def _serve(asgi: object, sock: object, host: str, what: str, watch: str | 
     async def announce() -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event to await
             await asyncio.sleep(0.05)
+        # Started after the gateway's startup opened the backend.
+        tasks.extend(asyncio.create_task(start()) for start in background)
         console.print(f"roomwire {roomwire.__version__}: serving {what} at [bold]http://{shown}:{port}[/]")
 
     tasks.append(asyncio.create_task(announce()))
@@ -191,21 +332,31 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
         console.print(f"reloaded after a change in {names}; rooms kept their state")
 
 
-async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: float) -> None:
+async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: float, spread_s: float) -> None:
     for room_type in app.room_types.values():
         room_type.freeze()
     await backend.open()
     worker = Worker(
-        app.room_types, backend, worker_id=worker_id, lease_ttl_s=lease_ttl, code_version=app.version
+        app.room_types,
+        backend,
+        worker_id=worker_id,
+        lease_ttl_s=lease_ttl,
+        code_version=app.version,
+        spread_s=spread_s,
     )
     await worker.start()
+    publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
     console.print(f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    publisher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await publisher
     await worker.aclose()
+    await forget_worker(worker, backend)
     await backend.aclose()
 
 
