@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from roomwire.protocol.codec import CodecName
 from roomwire_client import Client, ClientError, Room
 
 
@@ -34,7 +35,7 @@ class BenchPlan:
     players: int
     rate_hz: float
     duration_s: float
-    codec: str = "json"
+    codec: CodecName = "json"
 
 
 @dataclass

@@ -30,6 +30,7 @@ from roomwire.cli.loader import AppLoadError, load_app
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
 from roomwire.errors import RoomwireError
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
+from roomwire.protocol.codec import CodecName
 from roomwire.runtime.worker import Worker
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -255,7 +256,8 @@ def bench(
             server.kill()
             _fail("the app did not start; run it with `roomwire run` to see why")
             return
-    plan = BenchPlan(url, type_name, msg_type, payload, rooms, players, rate, duration, codec)
+    chosen: CodecName = "msgpack" if codec == "msgpack" else "json"
+    plan = BenchPlan(url, type_name, msg_type, payload, rooms, players, rate, duration, chosen)
     try:
         result = asyncio.run(run_bench(plan, console))
     finally:
