@@ -187,7 +187,8 @@ def status(backend_url: str, room_type: str | None, as_json: bool) -> None:
         if as_json:
             click.echo(status_json(found))
         else:
-            render_status(found, Console(highlight=False))
+            # Piped (not a terminal), rich would assume 80 columns and squeeze the room ids.
+            render_status(found, Console(highlight=False, width=None if sys.stdout.isatty() else 160))
 
     try:
         asyncio.run(read())

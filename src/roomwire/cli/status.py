@@ -262,29 +262,25 @@ def render_status(status: Status, console: Console) -> None:
     console.print(
         f"[bold]{len(status.rooms)} rooms[/]: {counts['active']} active, "
         f"{counts['hibernating']} hibernating, {counts['waiting']} waiting · "
-        f"{status.players} players · {status.events_per_s:g} events/s · {len(status.workers)} workers"
+        f"{status.players} players · {status.events_per_s:g} events/s · {len(status.workers)} workers",
+        soft_wrap=True,
     )
     if status.workers:
-        workers = Table(
-            "worker", "rooms", "events/s", "report age (s)", title="workers", title_justify="left"
-        )
+        workers = Table(title="workers", title_justify="left")
+        for name in ("worker", "rooms", "events/s", "report age s"):
+            workers.add_column(name, no_wrap=True)
         for w in status.workers:
             workers.add_row(w.id, str(w.rooms), f"{w.events_per_s:g}", f"{w.report_age_s:.1f}")
         console.print(workers)
     if status.rooms:
-        rooms = Table(
-            "room",
-            "type",
-            "state",
-            "worker",
-            "players",
-            "connected",
-            "events/s",
-            "inputs/s",
-            "handler ms",
-            title="rooms",
-            title_justify="left",
-        )
+        rooms = Table(title="rooms", title_justify="left")
+        # Ids are copied from here: never wrapped or cut; the numbers give way first.
+        rooms.add_column("room", no_wrap=True, min_width=max(len(r.id) for r in status.rooms))
+        rooms.add_column("type", no_wrap=True)
+        rooms.add_column("state", no_wrap=True)
+        rooms.add_column("worker", no_wrap=True, min_width=max(len(r.worker or "-") for r in status.rooms))
+        for name in ("players", "conn", "events/s", "inputs/s", "cpu ms"):
+            rooms.add_column(name, justify="right", no_wrap=True)
         for r in status.rooms:
             rooms.add_row(
                 r.id,

@@ -1,0 +1,59 @@
+"""The game the fault tests run: per-room counters whose every change is checkable.
+
+Each `add` carries the sending client's name and its own running number `k`; the room counts
+adds and broadcasts each one with the new count, so a test can tell a lost add (an acked k
+missing from the events), a doubled one (a k seen twice, or a count above the acked adds) and
+a gap (a seq or count skipped). A timer ticks every 0.2 s with its own count, so a timer that
+is lost or fires twice across a failover shows too. `sleepy` rooms hibernate one second after
+the last player leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from roomwire import App, Player, Room
+
+app = App("faults")
+counter = app.room("counter", max_players=4, rate_limit=None, reconnect_grace_s=60.0, history=100_000)
+sleepy = app.room("sleepy", max_players=2, idle_timeout_s=1.0, auto_dispose=False, reconnect_grace_s=0.5)
+
+TICK_S = 0.2
+
+
+class Add(msgspec.Struct, frozen=True):
+    """One add: who sent it (client name) and its number among that client's adds."""
+
+    c: str
+    k: int
+
+
+def tick(room: Room) -> None:
+    """The counter's timer: counts its own firings, so a lost or doubled firing shows."""
+    room.state["ticks"] += 1
+    room.broadcast("tick", n=room.state["ticks"])
+
+
+@counter.on_create
+def create_counter(room: Room, options: Any) -> None:
+    room.state.update(n=0, ticks=0)
+    room.every(TICK_S, tick)
+
+
+@counter.message("add")
+def add(room: Room, player: Player, msg: Add) -> None:
+    room.state["n"] += 1
+    room.broadcast("added", n=room.state["n"], c=msg.c, k=msg.k)
+
+
+@sleepy.on_create
+def create_sleepy(room: Room, options: Any) -> None:
+    room.state["n"] = 0
+
+
+@sleepy.message("add")
+def add_sleepy(room: Room, player: Player, msg: Add) -> None:
+    room.state["n"] += 1
+    room.broadcast("added", n=room.state["n"], c=msg.c, k=msg.k)
