@@ -94,14 +94,15 @@ class Process:
         with self._changed:
             return sum(text in line for line in self.lines)
 
-    def wait_for_line(self, text: str, timeout_s: float = START_S) -> str:
-        """Block until an output line contains text; fails if the process exits first."""
+    def wait_for_line(self, text: str | Callable[[str], bool], timeout_s: float = START_S) -> str:
+        """Block until an output line contains text (or matches); fails if the process exits first."""
+        matches = text if callable(text) else lambda line: text in line
         deadline = time.monotonic() + timeout_s
         seen = 0
         with self._changed:
             while True:
                 for line in self.lines[seen:]:
-                    if text in line:
+                    if matches(line):
                         return line
                 seen = len(self.lines)
                 if self.popen.poll() is not None and not self._drain.is_alive():

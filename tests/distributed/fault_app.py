@@ -4,12 +4,15 @@ Each `add` carries the sending client's name and its own running number `k`; the
 adds and broadcasts each one with the new count, so a test can tell a lost add (an acked k
 missing from the events), a doubled one (a k seen twice, or a count above the acked adds) and
 a gap (a seq or count skipped). A timer ticks every 0.2 s with its own count, so a timer that
-is lost or fires twice across a failover shows too. `sleepy` rooms hibernate one second after
-the last player leaves.
+is lost or fires twice across a failover shows too. A `slow` add blocks its worker for a while
+first, so a test can stop the worker in the middle of a step. `sleepy` rooms hibernate one
+second after the last player leaves.
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from typing import Any
 
 import msgspec
@@ -30,6 +33,14 @@ class Add(msgspec.Struct, frozen=True):
     k: int
 
 
+class Slow(msgspec.Struct, frozen=True):
+    """An add whose handler first blocks its worker for `s` seconds."""
+
+    c: str
+    k: int
+    s: float
+
+
 def tick(room: Room) -> None:
     """The counter's timer: counts its own firings, so a lost or doubled firing shows."""
     room.state["ticks"] += 1
@@ -46,6 +57,15 @@ def create_counter(room: Room, options: Any) -> None:
 def add(room: Room, player: Player, msg: Add) -> None:
     room.state["n"] += 1
     room.broadcast("added", n=room.state["n"], c=msg.c, k=msg.k)
+
+
+@counter.message("slow")
+def slow(room: Room, player: Player, msg: Slow) -> None:
+    # The line tells the test the step has begun; the blocking sleep (deliberate: it stalls the
+    # whole worker, as a long GC pause or a stuck host would) leaves it time to SIGSTOP us here.
+    print(f"slow handler running in room {room.id}", file=sys.stderr, flush=True)
+    time.sleep(msg.s)
+    add(room, player, Add(c=msg.c, k=msg.k))
 
 
 @sleepy.on_create
