@@ -25,6 +25,7 @@ from roomwire.errors import (
     RoomNotFoundError,
     RoomwireError,
 )
+from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection
 from roomwire.gateway.errors import error_code, error_frame
@@ -246,6 +247,7 @@ class Gateway:
             send,
             max_queue_frames=settings.max_queue_frames,
             max_queue_bytes=settings.max_queue_bytes,
+            direct=(scope.get("extensions") or {}).get(DIRECT_WRITE),
         )
         conn.start_writer()
         self._conns[conn.id] = conn

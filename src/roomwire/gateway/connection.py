@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from roomwire.gateway._uvicorn_ws import DirectWriter, frame_bytes
 from roomwire.protocol.codec import Codec
 from roomwire.protocol.codes import CloseCode
 from roomwire.protocol.frames import ServerFrame
@@ -32,6 +33,8 @@ class Connection:
     __slots__ = (
         "_closed",
         "_closer",
+        "_flush_scheduled",
+        "_loop",
         "_queue",
         "_queued_bytes",
         "_send",
@@ -40,6 +43,7 @@ class Connection:
         "close_code",
         "close_reason",
         "codec",
+        "direct",
         "errors_in_row",
         "handler",
         "id",
@@ -49,15 +53,29 @@ class Connection:
         "max_queue_frames",
         "opened_at",
         "rooms",
+        "wire_kind",
         "writer",
     )
 
     def __init__(
-        self, conn_id: int, codec: Codec, send: ASGISend, *, max_queue_frames: int, max_queue_bytes: int
+        self,
+        conn_id: int,
+        codec: Codec,
+        send: ASGISend,
+        *,
+        max_queue_frames: int,
+        max_queue_bytes: int,
+        direct: DirectWriter | None = None,
     ) -> None:
         self.id = conn_id
         self.codec = codec
         self._send = send
+        # With a direct writer the queue holds framed bytes written once per loop turn; without
+        # it, payloads (str for JSON) sent one ASGI message each.
+        self.direct = direct
+        self.wire_kind = (2 if codec.is_binary else 0) + (1 if direct is not None else 0)
+        self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = False
         self._queue: collections.deque[bytes | str] = collections.deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
@@ -82,10 +100,17 @@ class Connection:
 
     def send_frame(self, frame: ServerFrame) -> None:
         """Encode and queue one frame."""
-        self.send_wire(self.codec.encode_wire(frame))
+        self.send_wire(self.wire_for(self.codec.encode(frame)))
+
+    def wire_for(self, payload: bytes) -> bytes | str:
+        """What this connection queues for an encoded frame; the same for every connection of a
+        `wire_kind`, so a broadcast is prepared once per kind."""
+        if self.direct is not None:
+            return frame_bytes(payload, text=not self.codec.is_binary)
+        return payload if self.codec.is_binary else payload.decode()
 
     def send_wire(self, data: bytes | str) -> None:
-        """Queue an encoded payload (a broadcast is encoded once for all connections of a codec)."""
+        """Queue what `wire_for` made; it is written at the end of this event-loop turn."""
         if self._closed:
             return
         self._queue.append(data)
@@ -93,7 +118,25 @@ class Connection:
         if len(self._queue) > self.max_queue_frames or self._queued_bytes > self.max_queue_bytes:
             self._drop_slow_consumer()
             return
-        self._wakeup.set()
+        if self.direct is None:
+            self._wakeup.set()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> bool:
+        """Write every queued frame with one socket write; False if flow control holds them back."""
+        self._flush_scheduled = False
+        queue = self._queue
+        if not queue or self._closed or self.direct is None:
+            return True
+        data = queue[0] if len(queue) == 1 else b"".join(queue)  # type: ignore[arg-type]  # bytes here
+        if not self.direct.write(data):  # type: ignore[arg-type]  # framed bytes in direct mode
+            self._wakeup.set()  # the writer task waits for the socket to drain, then retries
+            return False
+        queue.clear()
+        self._queued_bytes = 0
+        return True
 
     def _drop_slow_consumer(self) -> None:
         """Promise 7 / bounded memory: a client that cannot keep up is dropped; it resumes on reconnect.
@@ -142,6 +185,13 @@ class Connection:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
+                if self.direct is not None:
+                    while queue and not self._closed:
+                        await self.direct.wait_writable()
+                        if not self._flush() and not self._closed:
+                            break  # not paused but refused: the socket is closing
+                    if self._closed and queue:
+                        self._flush_on_close()
                 while queue:
                     data = queue.popleft()
                     self._queued_bytes -= len(data)
@@ -161,6 +211,13 @@ class Connection:
             # uvicorn raises this when sending after the socket closed; same meaning as above.
             log.debug("connection %d: send after close: %s", self.id, exc)
             self._closed = True
+
+    def _flush_on_close(self) -> None:
+        if self.direct is not None and self._queue:
+            data = b"".join(self._queue)  # type: ignore[arg-type]  # framed bytes in direct mode
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.direct.write(data)
 
     async def aclose_writer(self) -> None:
         """Stop the writer task (the socket is gone)."""

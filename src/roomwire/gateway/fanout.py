@@ -110,7 +110,7 @@ class RoomFanout:
         room = self.room_id
         members = self.members.values()
         for ev in events:
-            wire: dict[int, bytes | str] = {}  # encoded once per codec, shared by every connection
+            wire: dict[int, bytes | str] = {}  # prepared once per wire kind, shared by every connection
             for member in members:
                 if ev.seq <= member.delivered:
                     continue
@@ -120,11 +120,12 @@ class RoomFanout:
                 member.delivered = ev.seq
                 if (ev.to is not None or ev.exclude is not None) and not ev.is_for(member.player):
                     continue
-                codec = member.conn.codec
-                data = wire.get(id(codec))
+                conn = member.conn
+                data = wire.get(conn.wire_kind)
                 if data is None:
-                    data = wire[id(codec)] = codec.encode_wire(Event(room, ev.seq, ev.type, ev.data))
-                member.conn.send_wire(data)
+                    payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                    data = wire[conn.wire_kind] = conn.wire_for(payload)
+                conn.send_wire(data)
 
     def _send_receipt(self, member: Member, receipt: Receipt) -> None:
         conn = member.conn

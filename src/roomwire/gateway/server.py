@@ -11,7 +11,8 @@ import uvicorn
 
 from roomwire.gateway.asgi import HARD_MAX_FRAME_BYTES
 
-WS_IMPLEMENTATION = "websockets-sansio"
+# uvicorn's sans-I/O WebSocket protocol with roomwire's direct-write extension (_uvicorn_ws.py).
+WS_IMPLEMENTATION = "roomwire.gateway._uvicorn_ws:RoomwireWebSocketProtocol"
 
 
 def uvicorn_config(
@@ -28,6 +29,7 @@ def uvicorn_config(
         ws_max_size=HARD_MAX_FRAME_BYTES,
         ws_per_message_deflate=False,  # compression costs CPU per frame and per connection memory
         lifespan="on",
+        proxy_headers=False,  # roomwire uses no client address; skip the per-message middleware
         log_level=log_level,
         access_log=access_log,
         timeout_graceful_shutdown=5,

@@ -1,0 +1,55 @@
+"""uvicorn's sans-I/O WebSocket protocol plus one ASGI extension: direct writes of framed bytes.
+
+Plain ASGI sends one message per frame, each awaited, each a separate socket write. Under load
+a connection often has several frames ready at once (a batch of events, their acks), so the
+gateway frames them once per broadcast and writes all of a connection's frames with a single
+`transport.write` per event-loop turn. The extension is only a fast path: when the socket is
+paused by flow control, or the server is not this one, the gateway uses ordinary ASGI sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+
+EXTENSION = "roomwire.direct_write"
+
+
+class DirectWriter:
+    """What the gateway sees of the protocol: write framed bytes now, or say it cannot."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: RoomwireWebSocketProtocol) -> None:
+        self._protocol = protocol
+
+    def write(self, data: bytes) -> bool:
+        """Write complete, already framed WebSocket frames; False when paused or closing."""
+        protocol = self._protocol
+        if protocol.disconnected or protocol.close_sent or not protocol.writable.is_set():
+            return False
+        protocol.transport.write(data)
+        return True
+
+    async def wait_writable(self) -> None:
+        """Wait until flow control lets writes through again (or the connection is gone)."""
+        await self._protocol.writable.wait()
+
+
+def frame_bytes(payload: bytes, *, text: bool) -> bytes:
+    """A complete unmasked server frame (FIN set, no extensions) carrying `payload`."""
+    return Frame(Opcode.TEXT if text else Opcode.BINARY, payload).serialize(mask=False, extensions=[])
+
+
+class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's protocol, advertising the direct-write extension in every WebSocket scope."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        # The ASGI task that reads the scope starts after this returns; compression would change
+        # the frames, so the fast path is offered only without it.
+        scope = getattr(self, "scope", None)
+        if scope is not None and not self.config.ws_per_message_deflate:
+            scope["extensions"][EXTENSION] = DirectWriter(self)
