@@ -8,6 +8,7 @@ itself, against Redis and separate processes, is tested in test_processes.py.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -112,7 +113,7 @@ async def test_rooms_are_waiting_then_active_then_hibernating(backend: Backend) 
     assert status.events_per_s == busy.events_per_s
     assert msgspec.json.decode(status_json(status), type=Status) == status
 
-    console = Console(width=200, record=True)
+    console = Console(width=200, record=True, file=io.StringIO())
     render_status(status, console)
     text = console.export_text()
     assert "2 rooms: 1 active, 1 hibernating, 0 waiting" in text

@@ -103,7 +103,7 @@ def _report(title: str, figures: dict[str, RoomFigures], moved: list[str], fault
     print(f"  adds applied {total}, lost 0, applied twice 0 (checked per client and per room)")
 
 
-async def _kill_a_worker_under_load(deployment: Deployment) -> None:
+async def _kill_a_worker_under_load(deployment: Deployment, engine: str) -> None:
     async with _under_load(deployment) as scene:
         killed_at = time.monotonic()
         scene.victim.kill()
@@ -113,7 +113,7 @@ async def _kill_a_worker_under_load(deployment: Deployment) -> None:
         figures = scene.check()
     victim, moved = scene.victim.name, scene.moved
     _report(
-        f"SIGKILL worker {victim} (held {len(moved)} of {ROOMS} rooms, lease TTL {LEASE_TTL_S} s)",
+        f"SIGKILL worker {victim} on {engine} (ran {len(moved)} of {ROOMS} rooms, lease TTL {LEASE_TTL_S} s)",
         figures,
         moved,
         killed_at,
@@ -127,13 +127,13 @@ async def _kill_a_worker_under_load(deployment: Deployment) -> None:
 async def test_killed_worker_rooms_move_on_without_loss_or_duplicates(
     deploy: Callable[..., Deployment], redis_url: str
 ) -> None:
-    await _kill_a_worker_under_load(deploy(redis_url))
+    await _kill_a_worker_under_load(deploy(redis_url), "Redis")
 
 
 async def test_killed_worker_rooms_move_on_on_a_redis_cluster(
     deploy: Callable[..., Deployment], redis_cluster: str
 ) -> None:
-    await _kill_a_worker_under_load(deploy(redis_cluster))
+    await _kill_a_worker_under_load(deploy(redis_cluster), "a 3-node Redis Cluster")
 
 
 async def test_stalled_worker_commits_are_refused_after_it_wakes(
