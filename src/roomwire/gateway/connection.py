@@ -132,7 +132,7 @@ class Connection:
             return True
         data = queue[0] if len(queue) == 1 else b"".join(queue)  # type: ignore[arg-type]  # bytes here
         if not self.direct.write(data):  # type: ignore[arg-type]  # framed bytes in direct mode
-            self._wakeup.set()  # the writer task waits for the socket to drain, then retries
+            self._kick_writer()  # the writer task waits for the socket to drain, then retries
             return False
         queue.clear()
         self._queued_bytes = 0
@@ -172,11 +172,18 @@ class Connection:
         self._closed = True
         self.close_code = code
         self.close_reason = reason
-        self._wakeup.set()
+        self._kick_writer()
 
     def start_writer(self) -> None:
-        """Start the task that drains the send queue to the socket."""
-        self.writer = asyncio.create_task(self._write_forever(), name=f"roomwire-conn-{self.id}-writer")
+        """Start the task that drains the send queue; with direct writes it starts only when needed
+        (flow control or closing), so an idle connection costs no task."""
+        if self.direct is None:
+            self._kick_writer()
+
+    def _kick_writer(self) -> None:
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write_forever(), name=f"roomwire-conn-{self.id}-writer")
+        self._wakeup.set()
 
     async def _write_forever(self) -> None:
         send = self._send
