@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from roomwire.app import App
 from roomwire.backends.base import Backend
-from roomwire.gateway.asgi import Gateway, Receive, Scope, Send
+from roomwire.gateway.asgi import Gateway, Receive, Scope, Send, run_lifespan
 
 log = logging.getLogger("roomwire.cli")
 
@@ -55,19 +55,7 @@ class HotSwap:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    try:
-                        await self.start()
-                    except Exception as exc:  # reported to uvicorn, which exits with it
-                        log.exception("roomwire failed to start")
-                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                        return
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await self.aclose()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await run_lifespan(receive, send, self.start, self.aclose)
+            return
         assert self.gateway is not None, "served before lifespan startup"
         await self.gateway(scope, receive, send)

@@ -202,20 +202,7 @@ class Gateway:
         await self.http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.start()
-                except Exception as exc:  # reported to the server, which refuses to start
-                    log.exception("roomwire failed to start")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(receive, send, self.start, self.aclose)
 
     # --- connections ----------------------------------------------------------------------------
 
@@ -437,6 +424,26 @@ class Gateway:
                     conn.close(CloseCode.HANDSHAKE_TIMEOUT, "no hello in time")
                 elif now - conn.last_seen > 2 * settings.heartbeat_s:
                     conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+
+
+async def run_lifespan(
+    receive: Receive, send: Send, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Answer an ASGI lifespan conversation: `start` on startup (failures reported), `stop` on shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await start()
+            except Exception as exc:  # reported to the server, which refuses to start
+                log.exception("roomwire failed to start")
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
