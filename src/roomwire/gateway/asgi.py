@@ -27,7 +27,7 @@ from roomwire.errors import (
 )
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
-from roomwire.gateway.connection import Connection
+from roomwire.gateway.connection import Connection, WriteBatch
 from roomwire.gateway.errors import error_code, error_frame
 from roomwire.gateway.fanout import Member, PendingJoin, RoomFanout
 from roomwire.gateway.lobby import WS_PATH, Authenticator, Lobby, LobbyData
@@ -138,6 +138,7 @@ class Gateway:
         )
         self.serve_clients = serve_clients
         self._fanouts: dict[str, RoomFanout] = {}
+        self._batch = WriteBatch()
         self._conns: dict[int, Connection] = {}
         self._ids = itertools.count(1)
         self._sweeper: asyncio.Task[None] | None = None
@@ -235,6 +236,7 @@ class Gateway:
             max_queue_frames=settings.max_queue_frames,
             max_queue_bytes=settings.max_queue_bytes,
             direct=(scope.get("extensions") or {}).get(DIRECT_WRITE),
+            batch=self._batch,
         )
         conn.start_writer()
         self._conns[conn.id] = conn
@@ -404,7 +406,7 @@ class Gateway:
     def _fanout(self, room_id: str) -> RoomFanout:
         fan = self._fanouts.get(room_id)
         if fan is None or fan.ended:
-            fan = self._fanouts[room_id] = RoomFanout(room_id, self.backend, self._drop_fanout)
+            fan = self._fanouts[room_id] = RoomFanout(room_id, self.backend, self._drop_fanout, self._batch)
         return fan
 
     def _drop_fanout(self, fan: RoomFanout) -> None:

@@ -27,6 +27,30 @@ log = logging.getLogger("roomwire.gateway")
 ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+class WriteBatch:
+    """Collects the connections written to while it is open, and flushes each once on close.
+
+    The fan-out opens it around one commit, so a commit's events and acks leave in one socket
+    write per connection right away, without waiting for another turn of the event loop.
+    """
+
+    __slots__ = ("dirty", "is_open")
+
+    def __init__(self) -> None:
+        self.dirty: list[Connection] = []
+        self.is_open = False
+
+    def __enter__(self) -> WriteBatch:
+        self.is_open = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.is_open = False
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn._flush()
+
+
 class Connection:
     """A client connection: what the gateway knows about it and how to write to it."""
 
@@ -40,6 +64,7 @@ class Connection:
         "_send",
         "_wakeup",
         "aborted",
+        "batch",
         "close_code",
         "close_reason",
         "codec",
@@ -66,6 +91,7 @@ class Connection:
         max_queue_frames: int,
         max_queue_bytes: int,
         direct: DirectWriter | None = None,
+        batch: WriteBatch | None = None,
     ) -> None:
         self.id = conn_id
         self.codec = codec
@@ -76,6 +102,7 @@ class Connection:
         self.wire_kind = (2 if codec.is_binary else 0) + (1 if direct is not None else 0)
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
+        self.batch = batch
         self._queue: collections.deque[bytes | str] = collections.deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
@@ -122,7 +149,11 @@ class Connection:
             self._wakeup.set()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            batch = self.batch
+            if batch is not None and batch.is_open:
+                batch.dirty.append(self)
+            else:
+                self._loop.call_soon(self._flush)
 
     def _flush(self) -> bool:
         """Write every queued frame with one socket write; False if flow control holds them back."""

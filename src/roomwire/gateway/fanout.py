@@ -11,7 +11,7 @@ from typing import Any
 from roomwire.backends.base import Backend, Unsubscribe
 from roomwire.backends.records import OutEvent, Published, Receipt
 from roomwire.errors import BackendError, HistoryGoneError
-from roomwire.gateway.connection import Connection
+from roomwire.gateway.connection import Connection, WriteBatch
 from roomwire.protocol.codes import ErrorCode
 from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
 
@@ -47,8 +47,15 @@ class PendingJoin:
 class RoomFanout:
     """The clients of one room on this gateway, fed by one backend subscription."""
 
-    def __init__(self, room_id: str, backend: Backend, on_empty: Callable[[RoomFanout], None]) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        backend: Backend,
+        on_empty: Callable[[RoomFanout], None],
+        batch: WriteBatch | None = None,
+    ) -> None:
         self.room_id = room_id
+        self._batch = batch or WriteBatch()
         self.backend = backend
         self.members: dict[str, Member] = {}
         self.pending: dict[str, PendingJoin] = {}
@@ -79,6 +86,10 @@ class RoomFanout:
 
     def on_publish(self, pub: Published) -> None:
         """Deliver one commit: join answers first, then events in seq order, then receipts."""
+        with self._batch:  # one socket write per connection for the whole commit
+            self._publish(pub)
+
+    def _publish(self, pub: Published) -> None:
         later: list[Receipt] = []
         for receipt in pub.receipts:
             if receipt.kind == "joined" or receipt.kind == "refused":
