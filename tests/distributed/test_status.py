@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
 import pytest
-from distributed_kit import WAIT_S, wait_status
+from distributed_kit import ROOMWIRE, WAIT_S, free_port, wait_status
 from fault_app import app
 from rich.console import Console
 
@@ -131,3 +132,18 @@ async def test_a_worker_report_expires_when_the_worker_stops_publishing(backend:
         await asyncio.gather(publisher, return_exceptions=True)
     # Nothing deletes it: the report's ttl (REPORT_TTL_S) ends it.
     await wait_status(backend, lambda s: s.workers == [], "the report expired", REPORT_TTL_S + WAIT_S)
+
+
+def test_status_command_explains_what_it_cannot_read() -> None:
+    embedded = subprocess.run(
+        [ROOMWIRE, "status", "--backend", "memory://"], capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert embedded.returncode == 1 and "reads a shared engine" in embedded.stderr
+    unreachable = subprocess.run(
+        [ROOMWIRE, "status", "--backend", f"redis://127.0.0.1:{free_port()}/0"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert unreachable.returncode == 1 and "error:" in unreachable.stderr, unreachable.stderr
+    assert "Traceback" not in unreachable.stderr

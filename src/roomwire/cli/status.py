@@ -35,14 +35,18 @@ from roomwire.runtime.worker import Worker, hibernation_key
 __all__ = [
     "PUBLISH_INTERVAL_S",
     "REPORT_TTL_S",
+    "RoomMeter",
     "RoomStatus",
     "Status",
     "WorkerReport",
     "WorkerStatus",
     "forget_worker",
+    "measure",
     "publish_worker_stats",
     "read_status",
     "render_status",
+    "status_json",
+    "worker_key",
 ]
 
 log = logging.getLogger("roomwire.status")
@@ -131,10 +135,11 @@ def measure(worker: Worker, previous: WorkerReport | None, now: float) -> Worker
     for room_id, stats in worker.stats().items():
         last = before.get(room_id)
         events, inputs = int(stats["events"]), int(stats["inputs"])
-        # A room claimed since the last report (or re-claimed: its totals restarted) counts from 0.
-        fresh = last is None or events < last.events or inputs < last.inputs
-        events_delta = events if fresh or last is None else events - last.events
-        inputs_delta = inputs if fresh or last is None else inputs - last.inputs
+        if last is None or events < last.events or inputs < last.inputs:
+            # Claimed since the last report (or claimed again: its totals restarted): from 0.
+            events_delta, inputs_delta = events, inputs
+        else:
+            events_delta, inputs_delta = events - last.events, inputs - last.inputs
         rooms[room_id] = RoomMeter(
             inputs=inputs,
             events=events,
