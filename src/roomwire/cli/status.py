@@ -200,37 +200,29 @@ async def read_status(
             running[room_id] = (report.worker, meter)
     rooms: list[RoomStatus] = []
     for record in records:
+        room = RoomStatus(
+            id=record.id,
+            type=record.type,
+            state="hibernating" if record.id in hibernating else "waiting",
+            worker=None,
+            players=record.players,
+            max_players=record.max_players,
+            created_at=record.created_at,
+        )
         held = running.get(record.id)
         if held is not None:
             worker_id, meter = held
-            rooms.append(
-                RoomStatus(
-                    id=record.id,
-                    type=record.type,
-                    state="active",
-                    worker=worker_id,
-                    players=record.players,
-                    max_players=record.max_players,
-                    created_at=record.created_at,
-                    connected=meter.connected,
-                    events_per_s=meter.events_per_s,
-                    inputs_per_s=meter.inputs_per_s,
-                    events=meter.events,
-                    handler_s=meter.handler_s,
-                )
+            room = msgspec.structs.replace(
+                room,
+                state="active",
+                worker=worker_id,
+                connected=meter.connected,
+                events_per_s=meter.events_per_s,
+                inputs_per_s=meter.inputs_per_s,
+                events=meter.events,
+                handler_s=meter.handler_s,
             )
-        else:
-            rooms.append(
-                RoomStatus(
-                    id=record.id,
-                    type=record.type,
-                    state="hibernating" if record.id in hibernating else "waiting",
-                    worker=None,
-                    players=record.players,
-                    max_players=record.max_players,
-                    created_at=record.created_at,
-                )
-            )
+        rooms.append(room)
     workers: list[WorkerStatus] = []
     for report in sorted(reports, key=lambda r: r.worker):
         mine = [room for room in rooms if room.worker == report.worker]
