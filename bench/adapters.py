@@ -562,8 +562,8 @@ class ColyseusAdapter(Adapter):
 
 
 def make_adapter(target: str, host: str, port: int, stats: Stats, codec: str = "json") -> Adapter:
-    """The adapter for a server kind: roomwire, bare, socketio or colyseus."""
-    if target == "roomwire":
+    """The adapter for a server kind: roomwire (embedded or on Redis), bare, socketio or colyseus."""
+    if target in ("roomwire", "roomwire-redis"):
         return RoomwireAdapter(host, port, stats, codec=codec)
     if target == "bare":
         return BareAdapter(host, port, stats)

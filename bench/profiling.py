@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE_HZ = 200
+# Where every Python server enters its event loop; as a leaf it stands for time in uvloop's C
+# code (callbacks' bookkeeping, system calls).
+EVENT_LOOP_FRAME = "Runner.run (asyncio/runners.py)"
 
 
 class Profiler:
@@ -53,25 +56,57 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({short})"
 
 
+def _process_label(frame: str) -> str:
+    # py-spy --subprocesses roots each stack at 'process PID:"command line"'.
+    for role in ("gateway", "worker"):
+        if f"--role {role}" in frame:
+            return role
+    return "launcher" if "redis_pair.py" in frame else "server"
+
+
+def _tables(self_counts: Counter[str], total_counts: Counter[str], samples: int, top: int) -> dict[str, Any]:
+    def table(counts: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / samples, 1)) for name, n in counts.most_common(top)] if samples else []
+
+    return {"samples": samples, "top_self_pct": table(self_counts), "top_total_pct": table(total_counts)}
+
+
 def summarize(collapsed: Path, top: int = 15) -> dict[str, Any]:
-    """Top functions by own samples and by inclusive samples, as % of all samples."""
+    """Top functions by own samples and by inclusive samples (below the event loop), as % of all samples.
+
+    When several processes were sampled (roomwire on Redis: a gateway and a worker), the figures
+    are also given per process under `by_process`, each as % of that process's samples.
+    """
     self_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()
+    per_process: dict[str, tuple[Counter[str], Counter[str], list[int]]] = {}
     samples = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")]
+        raw = [f for f in stack.split(";") if f]
+        # Children nest under their parent's process frame: the innermost one is the sampled process.
+        label = next((_process_label(f) for f in reversed(raw) if f.startswith("process ")), "server")
+        frames = [_frame_name(f) for f in raw if not f.startswith("process ")]
         if not frames:
             continue
         samples += count
+        own, total, n = per_process.setdefault(label, (Counter(), Counter(), [0]))
+        n[0] += count
         self_counts[frames[-1]] += count
-        for name in set(frames):
+        own[frames[-1]] += count
+        # The start-up chain down to the event loop (click, uvloop.run, Runner.run) holds nearly
+        # every sample: leave it out of the inclusive table so that the frames below it show.
+        loop_at = max((i for i, name in enumerate(frames) if name == EVENT_LOOP_FRAME), default=-1)
+        below = frames[loop_at + 1 :] or frames[-1:]  # a sample in the loop itself counts the loop
+        for name in set(below):
             total_counts[name] += count
-
-    def table(counts: Counter[str]) -> list[tuple[str, float]]:
-        return [(name, round(100 * n / samples, 1)) for name, n in counts.most_common(top)] if samples else []
-
-    return {"samples": samples, "top_self_pct": table(self_counts), "top_total_pct": table(total_counts)}
+            total[name] += count
+    result = _tables(self_counts, total_counts, samples, top)
+    if len(per_process) > 1:
+        result["by_process"] = {
+            label: _tables(own, total, n[0], top) for label, (own, total, n) in sorted(per_process.items())
+        }
+    return result

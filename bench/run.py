@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import uuid
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,14 +50,18 @@ DEFAULT_ROOMWIRE_CMD = (
     f"{PROJECT}/.venv/bin/roomwire run {{app}} --host {{host}} --port {{port}}"
     " --no-reload --log-level warning"
 )
+PROJECT_PYTHON = PROJECT / ".venv" / "bin" / "python"
+REDIS_PAIR = BENCH / "redis_pair.py"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 HOST = "127.0.0.1"
 COLYSEUS = BENCH / "colyseus"
-SERVERS = ("roomwire", "bare", "socketio", "colyseus")
+SERVERS = ("roomwire", "roomwire-redis", "bare", "socketio", "colyseus")
 BASELINES = ("bare", "socketio", "colyseus")
-PYTHON_SERVERS = ("roomwire", "bare", "socketio")  # the ones py-spy can profile
+PYTHON_SERVERS = ("roomwire", "roomwire-redis", "bare", "socketio")  # the ones py-spy can profile
 SCENARIOS = ("ping", "broadcast", "sweep", "scale")
 LABELS = {
     "roomwire": "roomwire",
+    "roomwire-redis": "roomwire on Redis",
     "bare": "bare websockets",
     "socketio": "python-socketio",
     "colyseus": "Colyseus",
@@ -235,8 +242,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def versions(python: Path, roomwire_cmd: list[str] | None) -> dict[str, str]:
-    """Versions of the servers' libraries (bench venv) and of roomwire."""
+def versions(
+    python: Path, roomwire_cmd: list[str] | None, redis_version: str | None = None
+) -> dict[str, str]:
+    """Versions of the servers' libraries (bench venv), of roomwire (and its commit) and of Redis."""
     code = (
         "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
         "['websockets', 'python-socketio', 'python-engineio', 'uvicorn', 'uvloop', 'msgspec']}))"
@@ -255,6 +264,9 @@ def versions(python: Path, roomwire_cmd: list[str] | None) -> dict[str, str]:
             )
             if probe.returncode == 0:
                 found["roomwire"] = probe.stdout.strip()
+        found["roomwire commit"] = git_commit()
+    if redis_version:
+        found["redis"] = redis_version
     with contextlib.suppress(OSError, json.JSONDecodeError):
         lock = json.loads((COLYSEUS / "package-lock.json").read_text())
         found["colyseus (@colyseus/core)"] = lock["packages"]["node_modules/@colyseus/core"]["version"]
@@ -264,11 +276,56 @@ def versions(python: Path, roomwire_cmd: list[str] | None) -> dict[str, str]:
     return found
 
 
+def git_commit() -> str:
+    """The project's commit (`git rev-parse --short HEAD`), with `+changes` when src/ is modified."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30, cwd=PROJECT
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=PROJECT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    if head.returncode != 0:
+        return "?"
+    return head.stdout.strip() + (" +changes in src/" if dirty.stdout.strip() else "")
+
+
 # --- servers ---------------------------------------------------------------------------------
 
 
-def server_command(name: str, python: Path, roomwire_template: str, port: int) -> list[str]:
-    """The command line that serves `name` on `port`."""
+def server_command(
+    name: str,
+    python: Path,
+    roomwire_template: str,
+    port: int,
+    backend_url: str = "",
+    logs: Path | None = None,
+) -> list[str]:
+    """The command line that serves `name` on `port` (roomwire on Redis: on `backend_url`)."""
+    if name == "roomwire-redis":
+        # One parent for the worker and the gateway: the load generator measures the tree under it.
+        return [
+            str(PROJECT_PYTHON),
+            str(REDIS_PAIR),
+            "serve",
+            str(APP),
+            "--backend",
+            backend_url,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--roomwire",
+            str(PROJECT_PYTHON.parent / "roomwire"),
+            "--logs",
+            str(logs),
+        ]
     if name == "colyseus":
         return ["node", str(COLYSEUS / "server.mjs"), "--host", HOST, "--port", str(port)]
     if name in BASELINES:
@@ -293,6 +350,81 @@ def roomwire_unavailable(template: str) -> str | None:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
             return f"`{shlex.join(probe)}` failed: {tail[0]}"
     return None
+
+
+def with_namespace(url: str, namespace: str) -> str:
+    """`url` with its `namespace` query parameter set (replaced when present)."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "namespace"]
+    query.append(("namespace", namespace))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def redis_unavailable(url: str) -> tuple[str | None, int | None, str | None]:
+    """Why roomwire on Redis cannot run (None when it can), Redis's pid if visible here, its version."""
+    roomwire = PROJECT_PYTHON.parent / "roomwire"
+    if not PROJECT_PYTHON.exists() or not roomwire.exists():
+        return f"{roomwire} not found", None, None
+    try:
+        probe = subprocess.run(
+            [str(roomwire), "serve", "--help"], capture_output=True, text=True, timeout=60, cwd=PROJECT
+        )
+        if probe.returncode != 0:
+            return f"`roomwire serve --help` failed: {probe.stderr.strip()[-200:]}", None, None
+        check = subprocess.run(
+            [str(PROJECT_PYTHON), str(REDIS_PAIR), "check", "--backend", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=PROJECT,
+        )
+    except subprocess.TimeoutExpired:
+        return "the Redis check did not answer within 60 s", None, None
+    if check.returncode != 0:
+        tail = (check.stderr.strip().splitlines() or ["?"])[-1]
+        return f"Redis at {url} is not reachable: {tail}", None, None
+    pid_text, version = check.stdout.split()
+    pid: int | None = int(pid_text)
+    # In another PID namespace (a container) the pid names some other process, or none.
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "redis-server":
+            pid = None
+    except OSError:
+        pid = None
+    return None, pid, version
+
+
+def drop_namespace(url: str) -> dict[str, Any]:
+    """Delete everything under the URL's namespace; what `redis_pair.py drop` said."""
+    try:
+        done = subprocess.run(
+            [str(PROJECT_PYTHON), str(REDIS_PAIR), "drop", "--backend", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=PROJECT,
+        )
+    except subprocess.TimeoutExpired:
+        return {"dropped": False, "message": "drop did not finish within 120 s"}
+    text = (done.stdout + done.stderr).strip().splitlines()
+    return {"dropped": done.returncode == 0, "message": text[-1] if text else ""}
+
+
+LOG_PROBLEM = re.compile(r"\b(Traceback|ERROR|CRITICAL|WARNING|Exception|Error:)")
+
+
+def log_problems(logs: list[Path]) -> dict[str, Any]:
+    """Lines of the server logs that report errors or warnings: their count and the first few."""
+    count = 0
+    samples: list[str] = []
+    for log in logs:
+        with contextlib.suppress(OSError):
+            for line in log.read_text(errors="replace").splitlines():
+                if LOG_PROBLEM.search(line):
+                    count += 1
+                    if len(samples) < 5:
+                        samples.append(f"{log.name}: {line.strip()[:300]}")
+    return {"server_log_problems": count, "server_log_samples": samples} if count else {}
 
 
 def wait_for_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
@@ -381,13 +513,45 @@ def run_scenario(
 
     With `profile`, py-spy samples the server for the whole load generator run and the figures
     carry the summary of where its time went (they are then perturbed by the sampling).
+    roomwire on Redis gets a namespace of its own, dropped after the server stopped, whatever
+    happened. The figures carry the error and warning lines found in the server's logs.
     """
+    stem = run_dir / f"{server}-{scenario}-{attempt}"
+    log = stem.with_name(stem.name + ".server.log")
+    logs = [log]
+    backend_url = ""
+    if server == "roomwire-redis":
+        backend_url = with_namespace(args.redis_url, f"bench-{uuid.uuid4().hex[:16]}")
+        logs += [stem.with_name(stem.name + ".worker.log"), stem.with_name(stem.name + ".gateway.log")]
+    try:
+        figures = _measure(server, scenario, args, python, pins, stem, log, backend_url, profile)
+    finally:
+        dropped = drop_namespace(backend_url) if backend_url else None
+    figures.update(log_problems(logs))
+    if dropped is not None:
+        figures["namespace"] = {"url": backend_url, **dropped}
+        if not dropped["dropped"]:
+            print(f"    could not drop {backend_url}: {dropped['message']}", file=sys.stderr)
+    return figures
+
+
+def _measure(
+    server: str,
+    scenario: str,
+    args: argparse.Namespace,
+    python: Path,
+    pins: tuple[list[str], list[str]],
+    stem: Path,
+    log: Path,
+    backend_url: str,
+    profile: bool,
+) -> dict[str, Any]:
     port = free_port()
-    argv = server_command(server, python, args.roomwire_cmd, port)
-    out = run_dir / f"{server}-{scenario}-{attempt}.json"
-    log = run_dir / f"{server}-{scenario}-{attempt}.server.log"
-    stacks = run_dir / f"{server}-{scenario}-{attempt}.collapsed.txt"
+    argv = server_command(server, python, args.roomwire_cmd, port, backend_url, stem)
+    out = stem.with_name(stem.name + ".json")
+    stacks = stem.with_name(stem.name + ".collapsed.txt")
     profile_error: str | None = None
+    engine = ["--engine-pid", str(args.redis_pid)] if server == "roomwire-redis" and args.redis_pid else []
     loadgen = [
         str(python),
         str(BENCH / "loadgen.py"),
@@ -403,6 +567,7 @@ def run_scenario(
         args.codec,
         "--out",
         str(out),
+        *engine,
         *MODES[args.mode][scenario],
     ]
     timeout_s = TIMEOUTS_S[args.mode][scenario]
@@ -494,6 +659,7 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("server CPU ms / 1,000 deliveries", "broadcast", "server_cpu_ms_per_1k", "lower", "{:.1f}"),
     ("server CPU % (broadcast)", "broadcast", "server_cpu_pct", "lower", "{:.0f}"),
     ("server RSS (MB, broadcast)", "broadcast", "server_rss_mb", "lower", "{:.1f}"),
+    ("Redis server CPU ms / 1,000 deliveries", "broadcast", "engine_cpu_ms_per_1k", "lower", "{:.1f}"),
     ("load generator CPU % (broadcast)", "broadcast", "loadgen_cpu_pct", "info", "{:.0f}"),
     ("sweep: max sustainable delivered/s", "sweep", "max_delivered_per_s", "higher", "{:,.0f}"),
     ("scale: connections", "scale", "connections", "info", "{:,d}"),
@@ -505,9 +671,11 @@ ROWS: list[tuple[str, str, str, str, str]] = [
 
 def _value(results: dict[str, dict[str, Any]], server: str, scenario: str, key: str) -> float | None:
     figures = results.get(server, {}).get(scenario, {})
-    if key == "server_cpu_ms_per_1k":
-        per_1k = figures.get("server_cpu_s_per_1k")
-        return None if per_1k is None else per_1k * 1000
+    if key in ("server_cpu_ms_per_1k", "engine_cpu_ms_per_1k"):
+        per_1k = figures.get(key.replace("_ms_", "_s_"))
+        if not isinstance(per_1k, int | float) or math.isnan(per_1k):
+            return None
+        return per_1k * 1000
     value = figures.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -531,11 +699,14 @@ def _ratio(num: float | None, den: float | None) -> str:
 
 
 def markdown_table(results: dict[str, dict[str, Any]], servers: list[str]) -> str:
-    """One table: a column per server, then roomwire's ratio to each baseline."""
+    """One table: a column per server, then roomwire's ratio to each baseline (and Redis ÷ embedded)."""
     baselines = [s for s in servers if s in BASELINES]
+    both = "roomwire" in servers and "roomwire-redis" in servers
     header = ["metric", *(LABELS[s] for s in servers)]
     if "roomwire" in servers:
         header += [f"roomwire ÷ {LABELS[b]}" for b in baselines]
+    if both:
+        header.append("on Redis ÷ embedded")
     header.append("better")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, scenario, key, better, fmt in ROWS:
@@ -545,9 +716,111 @@ def markdown_table(results: dict[str, dict[str, Any]], servers: list[str]) -> st
         if "roomwire" in servers:
             mine = _value(results, "roomwire", scenario, key)
             cells += [_ratio(mine, _value(results, b, scenario, key)) for b in baselines]
+        if both:
+            cells.append(_ratio(_value(results, "roomwire-redis", scenario, key), mine))
         cells.append(better)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+NOISY_PCT = 25.0
+REDIS_TARGET_P99_MS = 5.0
+REDIS_TARGET_RATE = 10_000
+
+
+def _noisy(results: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]) -> str:
+    flagged = [
+        f"{LABELS[s]} {sc}"
+        for s, sc in pairs
+        if float(results.get(s, {}).get(sc, {}).get("other_cpu_pct", 0.0)) >= NOISY_PCT
+    ]
+    return f" (noisy: {', '.join(flagged)})" if flagged else ""
+
+
+def _ratio_target(
+    results: dict[str, dict[str, Any]],
+    what: str,
+    scenario: str,
+    key: str,
+    baseline: str,
+    bound: float,
+    at_most: bool,
+    fmt: str,
+) -> str:
+    mine, theirs = _value(results, "roomwire", scenario, key), _value(results, baseline, scenario, key)
+    goal = f"{what} {'≤' if at_most else '≥'} {bound:g}x {LABELS[baseline]}'s"
+    if mine is None or theirs is None or theirs == 0:
+        return f"{goal}: not measured in this run"
+    ratio = mine / theirs
+    met = ratio <= bound if at_most else ratio >= bound
+    return (
+        f"{goal}: {fmt.format(mine)} vs {fmt.format(theirs)} = {ratio:.2f}x: "
+        f"**{'met' if met else 'not met'}**{_noisy(results, [('roomwire', scenario), (baseline, scenario)])}"
+    )
+
+
+def _low_latency_rate(figures: dict[str, Any], p99_ms: float) -> float | None:
+    """The highest delivered/s of a sweep step with nothing lost and p99 under `p99_ms`."""
+    rates = [
+        float(step["delivered_per_s"])
+        for step in figures.get("steps", [])
+        if step.get("lost") == 0 and not step.get("connections_closed") and step.get("p99_ms", 1e9) < p99_ms
+    ]
+    return max(rates) if rates else None
+
+
+def target_verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Issue 5's targets, each with the figures of this run and met / not met."""
+    out = [
+        _ratio_target(results, "ping p50", "ping", "p50_us", "bare", 1.3, True, "{:.0f} µs"),
+        _ratio_target(
+            results, "broadcast server CPU / 1,000 deliveries", "broadcast", "server_cpu_ms_per_1k",
+            "bare", 1.25, True, "{:.1f} ms",
+        ),
+        _ratio_target(
+            results, "broadcast server CPU / 1,000 deliveries", "broadcast", "server_cpu_ms_per_1k",
+            "socketio", 0.5, True, "{:.1f} ms",
+        ),
+        _ratio_target(
+            results, "max sustainable delivered/s", "sweep", "max_delivered_per_s", "socketio", 3.0, False,
+            "{:,.0f}",
+        ),
+        _ratio_target(
+            results, "max sustainable delivered/s", "sweep", "max_delivered_per_s", "bare", 0.8, False,
+            "{:,.0f}",
+        ),
+        _ratio_target(
+            results, "idle memory per connection", "scale", "rss_per_connection_kb", "bare", 1.5, True,
+            "{:.1f} KB",
+        ),
+    ]  # fmt: skip
+    goal = (
+        f"roomwire on Redis: broadcast p99 < {REDIS_TARGET_P99_MS:g} ms at {REDIS_TARGET_RATE:,} deliveries/s"
+    )
+    figures = results.get("roomwire-redis", {}).get("broadcast", {})
+    p99, rate = _value(results, "roomwire-redis", "broadcast", "p99_ms"), figures.get("delivered_per_s")
+    if p99 is None or not isinstance(rate, int | float):
+        out.append(f"{goal}: not measured in this run")
+    elif rate < 0.95 * REDIS_TARGET_RATE:
+        out.append(f"{goal}: broadcast ran at {rate:,.0f} deliveries/s only: not assessed")
+    else:
+        met = p99 < REDIS_TARGET_P99_MS and figures.get("lost") == 0
+        out.append(
+            f"{goal}: p99 {p99:.2f} ms at {rate:,.0f} deliveries/s, {figures.get('lost')} lost: "
+            f"**{'met' if met else 'not met'}**{_noisy(results, [('roomwire-redis', 'broadcast')])}"
+        )
+    for server in ("roomwire-redis", "roomwire"):
+        sweep = results.get(server, {}).get("sweep", {})
+        if "steps" in sweep:
+            reach = _low_latency_rate(sweep, REDIS_TARGET_P99_MS)
+            out.append(
+                f"{LABELS[server]} reaches: p99 < {REDIS_TARGET_P99_MS:g} ms up to "
+                + (f"{reach:,.0f} deliveries/s" if reach is not None else "no sweep step")
+                + f" (sweep steps); sustainable (p99 < 50 ms, nothing lost) up to "
+                f"{float(sweep.get('max_delivered_per_s', 0.0)):,.0f} deliveries/s"
+                + _noisy(results, [(server, "sweep")])
+            )
+    return out
 
 
 def profile_sections(results: dict[str, dict[str, Any]], servers: list[str], top: int = 12) -> str:
@@ -561,16 +834,21 @@ def profile_sections(results: dict[str, dict[str, Any]], servers: list[str], top
         if "error" in run or "error" in profile:
             parts.append(f"\n{LABELS[server]} profile: {run.get('error') or profile.get('error')}")
             continue
-        lines = [
-            f"\n### Where {LABELS[server]}'s CPU goes (broadcast, py-spy, {profile['samples']} samples; "
-            f"stacks in {profile['collapsed_stacks']})\n",
-            "| own % | function | | total % | function |",
-            "|---|---|---|---|---|",
-        ]
-        rows = zip(profile["top_self_pct"][:top], profile["top_total_pct"][:top], strict=False)
-        for (own_name, own_pct), (all_name, all_pct) in rows:
-            lines.append(f"| {own_pct} | `{own_name}` | | {all_pct} | `{all_name}` |")
-        parts.append("\n".join(lines))
+        # Several processes (a gateway and a worker): one table each, as % of that process.
+        for process, figures in (profile.get("by_process") or {"": profile}).items():
+            if process == "launcher":
+                continue  # the parent that only waits on the other two
+            who = f"{LABELS[server]} {process}".strip()
+            lines = [
+                f"\n### Where {who}'s CPU goes (broadcast, py-spy, {figures['samples']} samples; "
+                f"stacks in {profile['collapsed_stacks']})\n",
+                "| own % | function | | total % | function |",
+                "|---|---|---|---|---|",
+            ]
+            rows = zip(figures["top_self_pct"][:top], figures["top_total_pct"][:top], strict=False)
+            for (own_name, own_pct), (all_name, all_pct) in rows:
+                lines.append(f"| {own_pct} | `{own_name}` | | {all_pct} | `{all_name}` |")
+            parts.append("\n".join(lines))
     return "\n".join(parts)
 
 
@@ -579,6 +857,17 @@ def notes(results: dict[str, dict[str, Any]], servers: list[str]) -> list[str]:
     out: list[str] = []
     for server in servers:
         for scenario, figures in results.get(server, {}).items():
+            for run in figures.get("runs", [figures]):
+                if run.get("server_log_problems"):
+                    out.append(
+                        f"{LABELS[server]} {scenario}: {run['server_log_problems']} error/warning lines in "
+                        f"the server logs, e.g. {run['server_log_samples'][:2]}"
+                    )
+                namespace = run.get("namespace")
+                if namespace and not namespace.get("dropped"):
+                    out.append(
+                        f"{LABELS[server]} {scenario}: namespace not dropped: {namespace.get('message')}"
+                    )
             if scenario.endswith("_profile"):
                 continue  # reported in its own section
             if "skipped" in figures:
@@ -591,7 +880,7 @@ def notes(results: dict[str, dict[str, Any]], servers: list[str]) -> list[str]:
                         f"{LABELS[server]} {scenario}: load generator saturated "
                         f"({figures['loadgen_cpu_pct']}% CPU): figures are a lower bound"
                     )
-                if figures.get("other_cpu_pct", 0) >= 25:
+                if figures.get("other_cpu_pct", 0) >= NOISY_PCT:
                     out.append(
                         f"{LABELS[server]} {scenario}: other processes used "
                         f"{figures['other_cpu_pct']}% CPU during the window: noisy"
@@ -644,6 +933,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="command that serves the roomwire app; {app} {host} {port} {project} are filled in "
         "(env ROOMWIRE_BENCH_CMD)",
     )
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("ROOMWIRE_BENCH_REDIS", DEFAULT_REDIS_URL),
+        help="Redis for roomwire-redis; each server start gets a namespace of its own, dropped after "
+        "(env ROOMWIRE_BENCH_REDIS)",
+    )
     p.add_argument("--codec", choices=["json", "msgpack"], default="json", help="roomwire's wire codec")
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the benchmark's own venv")
     p.add_argument(
@@ -689,6 +984,17 @@ def main(argv: list[str] | None = None) -> int:
     if "roomwire" in servers and (why := roomwire_unavailable(args.roomwire_cmd)):
         skipped["roomwire"] = why
         print(f"roomwire: skipped ({why}); set --roomwire-cmd to benchmark another command", file=sys.stderr)
+    args.redis_pid, redis_version = None, None
+    if "roomwire-redis" in servers:
+        why, args.redis_pid, redis_version = redis_unavailable(args.redis_url)
+        if why:
+            skipped["roomwire-redis"] = why
+            print(f"roomwire on Redis: skipped ({why})", file=sys.stderr)
+        elif server_pin:
+            pin_note += (
+                "; roomwire on Redis: gateway and worker both on the server's CPU, Redis (a shared "
+                "service) not pinned"
+            )
     if "colyseus" in servers and (why := ensure_colyseus()):
         skipped["colyseus"] = why
         print(f"Colyseus: skipped ({why})", file=sys.stderr)
@@ -720,9 +1026,14 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "pinning": pin_note,
             "open_files_limit": fd_limit,
-            "versions": versions(python, roomwire_argv if "roomwire" in servers else None),
+            "versions": versions(
+                python,
+                roomwire_argv if {"roomwire", "roomwire-redis"} & set(servers) else None,
+                redis_version,
+            ),
             "roomwire_cmd": args.roomwire_cmd,
             "codec": args.codec,
+            "redis_url": args.redis_url if "roomwire-redis" in servers else None,
         },
         "results": results,
     }
@@ -740,6 +1051,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for line in remarks:
             print(f"- {line}")
+    print("\n### Targets (issue 5)\n")
+    for line in target_verdicts(results):
+        print(f"- {line}")
     sections = profile_sections(results, servers)
     if sections:
         print(sections)
