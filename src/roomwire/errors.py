@@ -131,7 +131,10 @@ class BackendError(RoomwireError):
 
 
 class BackendUnavailableError(BackendError):
-    """The engine cannot be reached; retry later."""
+    """The engine cannot be reached; retry later (a message may have been applied: resend it
+    with the same client id, which makes the retry safe)."""
+
+    code = ErrorCode.UNAVAILABLE
 
 
 class StaleLeaseError(BackendError):

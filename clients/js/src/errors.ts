@@ -32,6 +32,7 @@ export const ErrorCode = {
   REJECTED: "rejected",
   RATE_LIMITED: "rate_limited",
   HISTORY_GONE: "history_gone",
+  UNAVAILABLE: "unavailable",
   INTERNAL: "internal",
   // Client-side codes: never on the wire.
   CONNECTION_FAILED: "connection_failed",

@@ -36,6 +36,7 @@ from roomwire_client.errors import (
     RoomLeftError,
     RoomNotFoundError,
     UnauthorizedError,
+    UnavailableError,
     UnknownTypeError,
 )
 from roomwire_client.lobby import RoomInfo, Seat
@@ -68,5 +69,6 @@ __all__ = [
     "RoomNotFoundError",
     "Seat",
     "UnauthorizedError",
+    "UnavailableError",
     "UnknownTypeError",
 ]

@@ -7,6 +7,7 @@
     │                                HistoryGoneError, NotJoinedError, RoomLeftError
     ├─ MessageError                → InvalidMessageError, UnknownTypeError, MessageTooLargeError,
     │                                RejectedError, RateLimitedError
+    ├─ UnavailableError            unavailable (the engine is down for now; resend is safe)
     ├─ InternalServerError         internal (.ref: quote it to the operator)
     ├─ ConnectionLostError         the server cannot be reached, or the connection could not be restored
     └─ RequestTimeoutError         no answer in time (also a TimeoutError)
@@ -183,6 +184,13 @@ class RateLimitedError(MessageError):
     default_code = ErrorCode.RATE_LIMITED.value
 
 
+class UnavailableError(ClientError):
+    """The server's engine is unreachable for now; the message may have been applied. Retrying
+    with the same client id is safe (a duplicate is acknowledged, not applied again)."""
+
+    default_code = ErrorCode.UNAVAILABLE.value
+
+
 class InternalServerError(ClientError):
     """A server-side bug; `ref` is the reference the operator finds in the server log."""
 
@@ -220,6 +228,7 @@ _BY_CODE: Final[dict[str, type[ClientError]]] = {
     ErrorCode.REJECTED: RejectedError,
     ErrorCode.RATE_LIMITED: RateLimitedError,
     ErrorCode.HISTORY_GONE: HistoryGoneError,
+    ErrorCode.UNAVAILABLE: UnavailableError,
     ErrorCode.INTERNAL: InternalServerError,
 }
 

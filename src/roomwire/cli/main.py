@@ -112,7 +112,11 @@ def run(
 @main.command()
 @click.argument("app_path", metavar="APP.py")
 @click.option(
-    "--backend", "backend_url", required=True, help="Engine URL: redis://HOST:PORT/DB, sqlite:///PATH."
+    "--backend",
+    "backend_url",
+    envvar="ROOMWIRE_BACKEND",
+    required=True,
+    help="Engine URL: redis://HOST:PORT/DB, sqlite:///PATH.",
 )
 @click.option("--role", type=click.Choice(["all", "gateway", "worker"]), default="all", show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
@@ -165,7 +169,13 @@ def serve(
 
 
 @main.command()
-@click.option("--backend", "backend_url", required=True, help="Engine URL: redis://HOST:PORT/DB.")
+@click.option(
+    "--backend",
+    "backend_url",
+    envvar="ROOMWIRE_BACKEND",
+    required=True,
+    help="Engine URL: redis://HOST:PORT/DB.",
+)
 @click.option("--type", "room_type", default=None, help="Only rooms of this type.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 def status(backend_url: str, room_type: str | None, as_json: bool) -> None:

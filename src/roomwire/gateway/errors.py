@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from roomwire.errors import (
     AuthError,
+    BackendUnavailableError,
     ForbiddenError,
     RateLimitedError,
     RoomClosedError,
@@ -31,6 +32,7 @@ _HTTP_STATUS: dict[type[RoomwireError], int] = {
     RoomFullError: 409,
     RoomClosedError: 409,
     RateLimitedError: 429,
+    BackendUnavailableError: 503,
 }
 
 

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     REJECTED = "rejected"  # game code refused the input (RejectedError)
     RATE_LIMITED = "rate_limited"  # the player exceeded the room type's rate limit
     HISTORY_GONE = "history_gone"  # resume asked for events older than the kept history
+    UNAVAILABLE = "unavailable"  # the engine behind the server is unreachable; resend with the same id
     INTERNAL = "internal"  # a server-side bug; the detail is only in the server log
 
 

@@ -66,6 +66,7 @@ class RoomExecutor:
         """Drive the room; returns why it stopped: ended, hibernated, lost, stopped or gone."""
         policy = self.room_type.policy
         idle_since = self.clock()
+        unavailable_s = 0.0
         try:
             while not self._stopping:
                 now = self.clock()
@@ -82,8 +83,17 @@ class RoomExecutor:
                 self._reading = True
                 try:
                     items = await self.backend.read_inputs(self.room_id, self.offset, BATCH, wait)
+                except BackendUnavailableError:
+                    # The engine is down: nothing can be read or committed; keep the room and
+                    # retry (another worker may take it over meanwhile, which fencing handles).
+                    if unavailable_s == 0:
+                        log.warning("room %s: engine unavailable; retrying", self.room_id)
+                    unavailable_s = min(1.0, max(0.05, unavailable_s * 2))
+                    await asyncio.sleep(unavailable_s)  # back off while the engine is down
+                    continue
                 finally:
                     self._reading = False
+                unavailable_s = 0.0
                 started = time.perf_counter()
                 for offset, item in items:
                     await self.machine.apply(item)
