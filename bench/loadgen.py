@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from adapters import Adapter, Client, Stats, make_adapter
-from procstat import machine_busy_s, sample_tree
+from procstat import TreeSample, machine_busy_s, process_label, sample_tree
 
 TICK_S = 0.001
 MAX_SENDS_PER_TURN = 2000  # a late sender catches up in slices so receiving is not starved
@@ -97,6 +97,14 @@ async def _send_loop(
         # Sends go out in ticks of at least TICK_S: spinning on shorter waits would burn the
         # load generator's CPU. Each move is still stamped at its own send, so latency is exact.
         await asyncio.sleep(max(delay, TICK_S))
+
+
+def _cpu_pct_by_process(before: TreeSample, after: TreeSample, elapsed: float) -> dict[str, float]:
+    # Several server processes (roomwire on Redis: launcher, worker, gateway): each one's share.
+    return {
+        f"{process_label(pid)} ({pid})": round(100 * (cpu - before.cpu_s_by_pid.get(pid, cpu)) / elapsed, 1)
+        for pid, cpu in after.cpu_s_by_pid.items()
+    }
 
 
 async def measure_window(
@@ -180,6 +188,8 @@ async def measure_window(
             server_rss_mb=round(server1.rss_bytes / 2**20, 1),
             server_processes=len(server1.pids),
         )
+        if len(server1.pids) > 1:
+            result["server_cpu_pct_by_process"] = _cpu_pct_by_process(server0, server1, elapsed)
         other_s -= cpu
     engine = _engine_figures(engine0, engine1, elapsed, received)
     result.update(engine)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -16,6 +16,7 @@ class TreeSample:
     cpu_s: float
     rss_bytes: int
     pids: tuple[int, ...]
+    cpu_s_by_pid: dict[int, float] = field(default_factory=dict)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -63,16 +64,29 @@ def sample_tree(root: int, pids: list[int] | None = None) -> TreeSample:
     """Sum CPU seconds and RSS over `pids` (default: the live tree under `root`)."""
     if pids is None:
         pids = tree_pids(root)
-    cpu_ticks = 0
+    by_pid: dict[int, float] = {}
     rss = 0
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is None:
             continue
         # After the ')' split: index 11 is utime and 12 stime (fields 14 and 15 of proc(5)).
-        cpu_ticks += int(fields[11]) + int(fields[12])
+        by_pid[pid] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
         rss += _rss_bytes(pid)
-    return TreeSample(cpu_s=cpu_ticks / _CLK_TCK, rss_bytes=rss, pids=tuple(pids))
+    return TreeSample(cpu_s=sum(by_pid.values()), rss_bytes=rss, pids=tuple(pids), cpu_s_by_pid=by_pid)
+
+
+def process_label(pid: int) -> str:
+    """A short name for a server process: its roomwire role when it has one, else its program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return str(pid)
+    if "--role" in argv and argv.index("--role") + 1 < len(argv):
+        return argv[argv.index("--role") + 1]
+    scripts = [a for a in argv[1:] if a.endswith((".py", ".mjs"))] or argv[:1]
+    return os.path.basename(scripts[0]) if scripts else str(pid)
 
 
 def machine_busy_s() -> tuple[float, float]:

@@ -11,6 +11,8 @@ the harness measures CPU and RSS of both as one process tree and stops both with
 the process group. When either child exits on its own, the other is stopped and `serve` exits
 non-zero; on SIGTERM/SIGINT both are stopped (SIGKILL after a grace period).
 
+With `--worker-cpu N` the worker is pinned to CPU N; the gateway keeps this process's CPUs.
+
 `drop` and `check` import roomwire, so run this file with the project's venv Python.
 """
 
@@ -86,6 +88,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         worker = _start([*common, "--role", "worker"], worker_log, env)
         procs.append(worker)
+        if args.worker_cpu is not None:
+            os.sched_setaffinity(worker.pid, {args.worker_cpu})  # before it takes any load
         _wait_ready(worker, worker_log)
         gateway_argv = [*common, "--role", "gateway", "--host", args.host, "--port", str(args.port)]
         procs.append(_start(gateway_argv, gateway_log, env))
@@ -158,6 +162,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--roomwire", default=str(Path(sys.executable).parent / "roomwire"))
     s.add_argument("--logs", required=True, help="log path prefix: PREFIX.worker.log, PREFIX.gateway.log")
     s.add_argument("--log-level", default="warning")
+    s.add_argument(
+        "--worker-cpu",
+        type=int,
+        default=None,
+        help="pin the worker to this CPU (default: this process's CPUs)",
+    )
     for name in ("drop", "check"):
         sub.add_parser(name).add_argument("--backend", required=True)
     return p.parse_args(argv)

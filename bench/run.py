@@ -306,6 +306,7 @@ def server_command(
     port: int,
     backend_url: str = "",
     logs: Path | None = None,
+    worker_cpu: int | None = None,
 ) -> list[str]:
     """The command line that serves `name` on `port` (roomwire on Redis: on `backend_url`)."""
     if name == "roomwire-redis":
@@ -325,6 +326,7 @@ def server_command(
             str(PROJECT_PYTHON.parent / "roomwire"),
             "--logs",
             str(logs),
+            *(["--worker-cpu", str(worker_cpu)] if worker_cpu is not None else []),
         ]
     if name == "colyseus":
         return ["node", str(COLYSEUS / "server.mjs"), "--host", HOST, "--port", str(port)]
@@ -547,7 +549,7 @@ def _measure(
     profile: bool,
 ) -> dict[str, Any]:
     port = free_port()
-    argv = server_command(server, python, args.roomwire_cmd, port, backend_url, stem)
+    argv = server_command(server, python, args.roomwire_cmd, port, backend_url, stem, args.redis_worker_cpu)
     out = stem.with_name(stem.name + ".json")
     stacks = stem.with_name(stem.name + ".collapsed.txt")
     profile_error: str | None = None
@@ -889,6 +891,9 @@ def notes(results: dict[str, dict[str, Any]], servers: list[str]) -> list[str]:
                     out.append(f"{LABELS[server]} sweep: stopped by the load generator, not the server")
                 if figures.get("hit_sweep_max"):
                     out.append(f"{LABELS[server]} sweep: never failed up to --sweep-max")
+                if figures.get("server_cpu_pct_by_process"):
+                    shares = ", ".join(f"{k} {v}%" for k, v in figures["server_cpu_pct_by_process"].items())
+                    out.append(f"{LABELS[server]} {scenario}: server CPU by process: {shares}")
                 if figures.get("out_of_order"):
                     out.append(f"{LABELS[server]} {scenario}: {figures['out_of_order']} events out of order")
                 if figures.get("server_errors"):
@@ -939,6 +944,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Redis for roomwire-redis; each server start gets a namespace of its own, dropped after "
         "(env ROOMWIRE_BENCH_REDIS)",
     )
+    p.add_argument(
+        "--redis-split",
+        action="store_true",
+        help="roomwire on Redis: pin its worker to the load generator's CPU (default: gateway and "
+        "worker both on the server's CPU)",
+    )
     p.add_argument("--codec", choices=["json", "msgpack"], default="json", help="roomwire's wire codec")
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the benchmark's own venv")
     p.add_argument(
@@ -984,12 +995,19 @@ def main(argv: list[str] | None = None) -> int:
     if "roomwire" in servers and (why := roomwire_unavailable(args.roomwire_cmd)):
         skipped["roomwire"] = why
         print(f"roomwire: skipped ({why}); set --roomwire-cmd to benchmark another command", file=sys.stderr)
-    args.redis_pid, redis_version = None, None
+    args.redis_pid, redis_version, args.redis_worker_cpu = None, None, None
     if "roomwire-redis" in servers:
         why, args.redis_pid, redis_version = redis_unavailable(args.redis_url)
         if why:
             skipped["roomwire-redis"] = why
             print(f"roomwire on Redis: skipped ({why})", file=sys.stderr)
+        elif server_pin and args.redis_split:
+            args.redis_worker_cpu = int(loadgen_pin[-1])
+            LABELS["roomwire-redis"] = "roomwire on Redis (worker on the load generator's CPU)"
+            pin_note += (
+                f"; roomwire on Redis: gateway on CPU {server_pin[-1]}, worker on CPU "
+                f"{args.redis_worker_cpu} with the load generator, Redis (a shared service) not pinned"
+            )
         elif server_pin:
             pin_note += (
                 "; roomwire on Redis: gateway and worker both on the server's CPU, Redis (a shared "
