@@ -232,12 +232,18 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
     server1 = sample_tree(args.server_pid, list(server0.pids)) if server0 and args.server_pid else None
     engine1 = _engine_cpu_s(args.engine_pid)
     other_s = (busy1 - busy0) - (self1 - self0)
+    extra: dict[str, Any] = {}
     if server0 is not None and server1 is not None:
-        other_s -= server1.cpu_s - server0.cpu_s
+        server_s = server1.cpu_s - server0.cpu_s
+        other_s -= server_s
+        # The server's CPU per request → reply: on an idle machine, most of the round trip.
+        extra["server_cpu_us_per_round_trip"] = round(server_s / len(rtts) * 1e6, 1)
     if engine0 is not None and engine1 is not None:
         other_s -= engine1 - engine0
+        extra["engine_cpu_us_per_round_trip"] = round((engine1 - engine0) / len(rtts) * 1e6, 1)
     rtts.sort()
     return {
+        **extra,
         "other_cpu_pct": round(max(0.0, 100 * other_s / elapsed), 1),
         "round_trips": len(rtts),
         "p50_us": _percentile(rtts, 0.5) * 1000,

@@ -147,6 +147,9 @@ TIMEOUTS_S = {
     "quick": {"ping": 90, "broadcast": 90, "sweep": 300, "scale": 240},
     "full": {"ping": 180, "broadcast": 120, "sweep": 600, "scale": 420},
 }
+# Scenarios that --profile runs once more under py-spy; ping with more round trips, for samples.
+PROFILED = ("ping", "broadcast")
+PING_PROFILE_COUNT = {"smoke": 200, "quick": 10000, "full": 20000}
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 5.0
 
@@ -242,6 +245,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+ROOMWIRE_VERSIONS = (
+    "import importlib.metadata as m, json\n"
+    "def v(p):\n"
+    "    try:\n"
+    "        return m.version(p)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        return None\n"
+    "deps = ['uvicorn', 'websockets', 'msgspec', 'uvloop', 'redis', 'hiredis']\n"
+    "found = {'roomwire': v('roomwire')}\n"
+    "found['roomwire uses'] = ', '.join(f'{d} {v(d)}' for d in deps if v(d))\n"
+    "print(json.dumps(found))"
+)
+
+
 def versions(
     python: Path, roomwire_cmd: list[str] | None, redis_version: str | None = None
 ) -> dict[str, str]:
@@ -256,17 +273,18 @@ def versions(
         exe = Path(roomwire_cmd[0])
         py = exe.parent / "python"
         if py.exists():
+            # roomwire runs on its own venv's libraries, not the benchmark venv's.
             probe = subprocess.run(
-                [str(py), "-c", "import importlib.metadata as m; print(m.version('roomwire'))"],
+                [str(py), "-c", ROOMWIRE_VERSIONS],
                 capture_output=True,
                 text=True,
                 timeout=60,
             )
             if probe.returncode == 0:
-                found["roomwire"] = probe.stdout.strip()
+                found.update(json.loads(probe.stdout))
         found["roomwire commit"] = git_commit()
     if redis_version:
-        found["redis"] = redis_version
+        found["Redis server"] = redis_version
     with contextlib.suppress(OSError, json.JSONDecodeError):
         lock = json.loads((COLYSEUS / "package-lock.json").read_text())
         found["colyseus (@colyseus/core)"] = lock["packages"]["node_modules/@colyseus/core"]["version"]
@@ -571,8 +589,9 @@ def _measure(
         str(out),
         *engine,
         *MODES[args.mode][scenario],
-        # argparse keeps the last --rate: this one overrides the mode's.
+        # argparse keeps the last --rate / --count: these override the mode's.
         *(["--rate", str(args.broadcast_rate)] if args.broadcast_rate and scenario == "broadcast" else []),
+        *(["--count", str(PING_PROFILE_COUNT[args.mode])] if profile and scenario == "ping" else []),
     ]
     timeout_s = TIMEOUTS_S[args.mode][scenario]
     busy = wait_for_quiet(args.quiet_wait_s)
@@ -654,6 +673,7 @@ def _run_streaming(argv: list[str], timeout_s: float) -> tuple[int | None, str]:
 ROWS: list[tuple[str, str, str, str, str]] = [
     ("ping p50 (µs)", "ping", "p50_us", "lower", "{:.0f}"),
     ("ping p99 (µs)", "ping", "p99_us", "lower", "{:.0f}"),
+    ("ping: server CPU µs / round trip", "ping", "server_cpu_us_per_round_trip", "lower", "{:.0f}"),
     ("broadcast p50 (ms)", "broadcast", "p50_ms", "lower", "{:.2f}"),
     ("broadcast p99 (ms)", "broadcast", "p99_ms", "lower", "{:.2f}"),
     ("broadcast p99.9 (ms)", "broadcast", "p999_ms", "lower", "{:.2f}"),
@@ -832,15 +852,15 @@ def target_verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def profile_sections(results: dict[str, dict[str, Any]], servers: list[str], top: int = 12) -> str:
-    """Markdown: for each profiled server, the functions with the most own samples."""
+    """Markdown: for each profiled server and scenario, the functions with the most own samples."""
     parts = []
-    for server in servers:
-        run = results.get(server, {}).get("broadcast_profile")
+    for scenario, server in ((sc, sv) for sc in PROFILED for sv in servers):
+        run = results.get(server, {}).get(f"{scenario}_profile")
         if not run:
             continue
         profile = run.get("profile", {})
         if "error" in run or "error" in profile:
-            parts.append(f"\n{LABELS[server]} profile: {run.get('error') or profile.get('error')}")
+            parts.append(f"\n{LABELS[server]} {scenario} profile: {run.get('error') or profile.get('error')}")
             continue
         # Several processes (a gateway and a worker): one table each, as % of that process.
         for process, figures in (profile.get("by_process") or {"": profile}).items():
@@ -848,7 +868,7 @@ def profile_sections(results: dict[str, dict[str, Any]], servers: list[str], top
                 continue  # the parent that only waits on the other two
             who = f"{LABELS[server]} {process}".strip()
             lines = [
-                f"\n### Where {who}'s CPU goes (broadcast, py-spy, {figures['samples']} samples; "
+                f"\n### Where {who}'s CPU goes ({scenario}, py-spy, {figures['samples']} samples; "
                 f"stacks in {profile['collapsed_stacks']})\n",
                 "| own % | function | | total % | function |",
                 "|---|---|---|---|---|",
@@ -1041,8 +1061,8 @@ def main(argv: list[str] | None = None) -> int:
                 for attempt in range(args.repeat)
             ]
             results[server][scenario] = quietest(runs)
-            if args.profile and scenario == "broadcast" and server in PYTHON_SERVERS:
-                results[server]["broadcast_profile"] = run_scenario(
+            if args.profile and scenario in PROFILED and server in PYTHON_SERVERS:
+                results[server][f"{scenario}_profile"] = run_scenario(
                     server, scenario, args, python, (server_pin, loadgen_pin), run_dir, "profile", True
                 )
 
