@@ -220,7 +220,7 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
     gc.freeze()
     server0 = sample_tree(args.server_pid) if args.server_pid else None
     engine0 = _engine_cpu_s(args.engine_pid)
-    busy0, _ = machine_busy_s()
+    busy0, steal0 = machine_busy_s()
     self0, t0 = _cpu_self_s(), time.monotonic()
     for _ in range(args.count):
         sent = time.monotonic_ns()
@@ -228,7 +228,7 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
         rtts.append(arrived - sent)
     elapsed = time.monotonic() - t0
     self1 = _cpu_self_s()
-    busy1, _ = machine_busy_s()
+    busy1, steal1 = machine_busy_s()
     server1 = sample_tree(args.server_pid, list(server0.pids)) if server0 and args.server_pid else None
     engine1 = _engine_cpu_s(args.engine_pid)
     other_s = (busy1 - busy0) - (self1 - self0)
@@ -245,6 +245,7 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
     return {
         **extra,
         "other_cpu_pct": round(max(0.0, 100 * other_s / elapsed), 1),
+        "steal_cpu_pct": round(100 * (steal1 - steal0) / elapsed, 1),
         "round_trips": len(rtts),
         "p50_us": _percentile(rtts, 0.5) * 1000,
         "p99_us": _percentile(rtts, 0.99) * 1000,
@@ -378,6 +379,7 @@ async def scenario_sweep(adapter: Adapter, args: argparse.Namespace) -> dict[str
         "limited_by": limited_by if fail_rate is None or limited_by == "loadgen" else "server",
         "hit_sweep_max": fail_rate is None and limited_by != "loadgen",
         "other_cpu_pct": max((s.get("other_cpu_pct", 0.0) for s in steps), default=0.0),
+        "steal_cpu_pct": max((s.get("steal_cpu_pct", 0.0) for s in steps), default=0.0),
         "steps": steps,
     }
 
