@@ -92,7 +92,9 @@ async def connect(url: str, *, force_cluster: bool | None, pubsub_client_name: s
                 client = cluster
                 await cluster.initialize()
                 return Connected(cluster, _ClusterRouter(cluster, pubsub_client_name), True)
-            standalone = Redis.from_url(url, health_check_interval=30, **options)
+            # Each waiting read_inputs holds a pooled connection (one per running room); redis-py's
+            # default cap of 100 made workers with more rooms fail with MaxConnectionsError.
+            standalone = Redis.from_url(url, health_check_interval=30, max_connections=10_000, **options)
             client = standalone
             await standalone.ping()
             return Connected(standalone, _StandaloneRouter(standalone, pubsub_client_name), False)

@@ -279,7 +279,8 @@ class EmbeddedBackend:
         room = self._room(room_id)
         if (not room.inputs or room.last_offset <= after) and timeout_s > 0:
             # A bare future and one timer per wait: this runs once per input of an idle room, where
-            # asyncio.timeout() and an Event cost measurably more (see docs/benchmarks.md).
+            # asyncio.timeout() and an Event cost measurably more (scale scenario of bench/: server
+            # CPU per 1,000 deliveries 0.044 -> 0.0385 s).
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
             while not room.inputs or room.last_offset <= after:

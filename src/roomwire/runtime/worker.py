@@ -177,6 +177,8 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease_ttl_s / 3)  # renew well before the lease expires
             for room_id, held in list(self._held.items()):
+                if self._closing or self._held.get(room_id) is not held:
+                    continue  # being released by aclose: renewing now would race the release
                 try:
                     await self.backend.renew_lease(room_id, self.id, held.executor.epoch, self.lease_ttl_s)
                 except StaleLeaseError:
