@@ -53,3 +53,11 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None and not self.config.ws_per_message_deflate:
             scope["extensions"][EXTENSION] = DirectWriter(self)
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            # uvicorn reads the handshake's request and response only to send the accept; an idle
+            # connection need not keep their headers for its whole life (memory per connection).
+            self.request = None  # type: ignore[assignment]  # unused after the handshake
+            self.response = None  # type: ignore[assignment]  # unused after the handshake
