@@ -42,11 +42,6 @@ class Codec:
         """Encode one frame."""
         return self._enc.encode(frame)
 
-    def encode_wire(self, frame: ClientFrame | ServerFrame) -> bytes | str:
-        """Encode one frame as a WebSocket payload: str (text frame) for JSON, bytes for MessagePack."""
-        data = self._enc.encode(frame)
-        return data if self.is_binary else data.decode()
-
     def decode_client(self, data: bytes | str, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> ClientFrame:
         """Decode a frame sent by a client; raises ProtocolError for anything else."""
         return _decode(self._client_dec, data, max_bytes)  # type: ignore[no-any-return]  # Decoder[ClientFrame]
