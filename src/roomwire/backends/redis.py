@@ -114,6 +114,10 @@ class RedisBackend:
         self._scripts: Scripts | None = None
         self._live: LiveDelivery | None = None
         self._is_cluster = False
+        # room -> offset its last read_inputs returned up to: the reader is draining a room known
+        # to exist, so its next read can block in XREAD at once (it returns at once when inputs
+        # are there) instead of first running the existence-checking read script.
+        self._draining: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"RedisBackend(url={self.url!r}, namespace={self.namespace!r})"
@@ -264,6 +268,7 @@ class RedisBackend:
     async def delete_room(self, room_id: str) -> None:
         """Remove the room and everything stored for it; no-op when it does not exist."""
         scripts = self._open_scripts()
+        self._draining.pop(room_id, None)
         room_type = await self._run(scripts.delete, self._keys.room(room_id).all())
         if room_type is not None:
             await self._unregister(room_id, room_type.decode())
@@ -309,19 +314,30 @@ class RedisBackend:
         after, limit = max(after, 0), max(limit, 0)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout_s, 0.0)
+        # One command per input instead of two while a reader drains a room: a deleted room still
+        # wakes XREAD with its tombstone, and a slice that runs out re-checks existence below.
+        drained = self._draining.pop(room_id, None) == after
+        skip = drained and limit > 0 and timeout_s >= 0.001
         while True:
-            found = await self._run(scripts.read, keys.all(), after, limit)
-            if found == -1:
-                raise _not_found(room_id)
-            items = self._inputs(room_id, found)
+            if not skip:
+                found = await self._run(scripts.read, keys.all(), after, limit)
+                if found == -1:
+                    raise _not_found(room_id)
+                items = self._inputs(room_id, found)
+                if items:
+                    self._draining[room_id] = items[-1][0]
+                    return items
             remaining_ms = int((deadline - loop.time()) * 1000)
-            if items or limit == 0 or remaining_ms <= 0:
-                return items
-            block_ms = min(remaining_ms, _MAX_BLOCK_MS)
+            if limit == 0 or (remaining_ms <= 0 and not skip):
+                return []
+            block_ms = max(1, min(remaining_ms, _MAX_BLOCK_MS))
+            skip = False
             async with engine_call(block_ms / 1000 + CALL_TIMEOUT_S):
                 got: Any = await client.xread({keys.inbound: f"0-{after}"}, count=limit, block=block_ms)
             if got:
-                return self._inputs(room_id, got[0][1])
+                items = self._inputs(room_id, got[0][1])
+                self._draining[room_id] = items[-1][0]
+                return items
             # A slice ran out: loop, which re-checks that the room still exists.
 
     @staticmethod
@@ -441,6 +457,8 @@ class RedisBackend:
                 f"room {room_id!r}: inbound offset {commit.inbound_offset} is outside "
                 f"{result[1]}..{result[2]} (committed..appended)"
             )
+        if commit.ended is not None:
+            self._draining.pop(room_id, None)
         if len(result) == 3:  # ended: the room's keys are gone; now its registry entry
             await self._unregister(room_id, result[2].decode())
 

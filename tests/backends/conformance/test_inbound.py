@@ -108,3 +108,29 @@ async def test_unwatched_callback_is_not_called_again(backend: Backend, room: st
         assert old.items == [room]
     finally:
         unwatch_new()
+
+
+async def test_a_draining_reader_gets_each_input_then_the_deletion(backend: Backend, room: str) -> None:
+    # Consecutive reads from where the last one ended: the Redis backend's one-command path.
+    assert await backend.read_inputs(room, 0, 10, WAIT_S) == [(1, create_input())]
+    offset = await backend.append_input(room, msg(1))
+    assert await backend.read_inputs(room, 1, 10, WAIT_S) == [(offset, msg(1))]
+    later = await backend.append_input(room, msg(2))
+    assert await backend.read_inputs(room, offset, 10, 0) == [(later, msg(2))]
+    waiting = asyncio.create_task(backend.read_inputs(room, later, 10, WAIT_S))
+    await asyncio.sleep(0)  # let the reader start waiting (a yield, not a wait for something)
+
+    await backend.delete_room(room)
+
+    with pytest.raises(RoomNotFoundError):
+        async with asyncio.timeout(WAIT_S):
+            await waiting
+
+
+async def test_a_draining_read_of_a_deleted_room_raises(backend: Backend, room: str) -> None:
+    assert await backend.read_inputs(room, 0, 10, WAIT_S) == [(1, create_input())]
+    await backend.delete_room(room)
+
+    with pytest.raises(RoomNotFoundError):
+        async with asyncio.timeout(WAIT_S):
+            await backend.read_inputs(room, 1, 10, WAIT_S)
