@@ -142,7 +142,7 @@ class RoomMachine:
         """True when the room may hibernate: nobody connected and no timer pending but its lifetime."""
         return (
             self.ended is None
-            and self.connected_count == 0
+            and not any(p.connected for p in self.snapshot.players.values())
             and all(t.fn == LIFETIME for t in self.snapshot.timers)
         )
 
@@ -224,11 +224,12 @@ class RoomMachine:
         self.players[item.player] = Player(record)
         self.snapshot.ever_joined = True
         hook = self.room_type.hooks.get("join")
+        self._start_tick()
         try:
-            if hook is not None:
+            if hook is not None:  # _call checkpoints the step
                 await self._call(hook, (self.room, self.players[item.player]), "join", item.player)
-            self._start_tick()
-            self._commit_point()
+            else:
+                self._commit_point()
         except _StepFailed as failed:
             self._rollback()
             code = ErrorCode.FORBIDDEN if failed.error_code is ErrorCode.REJECTED else failed.error_code
@@ -289,7 +290,6 @@ class RoomMachine:
                 return
         try:
             await self._call(handler.fn, (self.room, self.players[item.player], msg), item.type, item.player)
-            self._commit_point()
         except _StepFailed as failed:
             self._rollback()
             if item.id is not None:  # the id stays consumed: a resend must not run it again
@@ -355,7 +355,6 @@ class RoomMachine:
         """Run a hook or timer as a step; on failure roll back and log. Returns success."""
         try:
             await self._call(fn, args, what, player)
-            self._commit_point()
             return True
         except _StepFailed as failed:
             self._rollback()
@@ -366,7 +365,11 @@ class RoomMachine:
     async def _call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], what: str, player: str | None
     ) -> None:
-        """Call game code; turn every exception into _StepFailed (the one broad catch of the runtime)."""
+        """Call game code and checkpoint the step; turn every exception into _StepFailed.
+
+        The one broad catch of the runtime. Checkpointing here, once, is what makes a room state
+        that cannot be encoded fail the step that produced it.
+        """
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
