@@ -14,6 +14,8 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 
+from roomwire.gateway._inbound import InboundQueue
+
 EXTENSION = "roomwire.direct_write"
 
 
@@ -44,7 +46,30 @@ def frame_bytes(payload: bytes, *, text: bool) -> bytes:
 
 
 class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's protocol, advertising the direct-write extension in every WebSocket scope."""
+    """uvicorn's protocol, advertising the direct-write extension in every WebSocket scope.
+
+    It also receives through an InboundQueue, pausing the socket only when the app falls behind.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: InboundQueue = InboundQueue(self.loop)  # type: ignore[assignment]  # same methods
+
+    def send_receive_event_to_app(self) -> None:
+        paused = self.read_paused
+        self.read_paused = True  # uvicorn's method pauses reading after every message unless paused
+        super().send_receive_event_to_app()
+        self.read_paused = paused
+        if not paused and self.queue.is_full():
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    async def receive(self) -> Any:
+        message = await self.queue.get()
+        if self.read_paused and self.queue.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

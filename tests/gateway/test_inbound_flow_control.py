@@ -1,0 +1,95 @@
+"""The receive side of a connection: every message reaches the app in order, and a client that sends
+faster than the app reads is held back by pausing the socket, not buffered without bound."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+import websockets
+
+from roomwire.gateway._inbound import PAUSE_BYTES, PAUSE_FRAMES
+from roomwire.gateway._uvicorn_ws import RoomwireWebSocketProtocol
+from roomwire.gateway.server import bind_socket, uvicorn_config
+
+TIMEOUT_S = 10.0
+MESSAGES = 400
+PAYLOAD = "x" * 1000
+
+
+class StallingApp:
+    """Accepts one WebSocket, then reads nothing until `release` is set; records what it read."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.received: list[str] = []
+        self.done = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await self.release.wait()
+        while len(self.received) < MESSAGES:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                break
+            self.received.append(message["text"])
+        self.done.set()
+        await self.finish.wait()
+
+
+class ObservedProtocol(RoomwireWebSocketProtocol):
+    """roomwire's protocol, telling the test when it pauses reading."""
+
+    paused: list[ObservedProtocol] = []
+    paused_event: asyncio.Event | None = None
+
+    def send_receive_event_to_app(self) -> None:
+        super().send_receive_event_to_app()
+        if self.read_paused and self.paused_event is not None and not self.paused_event.is_set():
+            ObservedProtocol.paused.append(self)
+            self.paused_event.set()
+
+
+async def test_a_client_faster_than_the_app_is_paused_and_loses_nothing() -> None:
+    app = StallingApp()
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    config = uvicorn_config(app, "127.0.0.1", port, log_level="warning")
+    config.ws = ObservedProtocol
+    ObservedProtocol.paused_event = paused = asyncio.Event()
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))  # the socket already listens
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            async with websockets.connect(f"ws://127.0.0.1:{port}", max_queue=None) as ws:
+                sent = [f"{i}:{PAYLOAD}" for i in range(MESSAGES)]
+                for text in sent:
+                    await ws.send(text)
+                # The app reads nothing yet: the server must stop reading the socket once the
+                # queue reaches its bound, leaving the rest in the kernel's buffers.
+                await paused.wait()
+                protocol = ObservedProtocol.paused[0]
+                assert not protocol.transport.is_reading()
+                held = protocol.queue.qsize()
+                assert PAUSE_FRAMES <= held < MESSAGES
+                # One read of the socket is parsed whole, so the bound is the pause point plus
+                # at most one read's worth of messages.
+                assert protocol.queue.bytes <= PAUSE_BYTES + 256 * 1024
+
+                app.release.set()
+                await app.done.wait()
+                assert app.received == sent  # all of them, in order
+                assert protocol.transport.is_reading()  # resumed once the app caught up
+                app.finish.set()
+    finally:
+        app.finish.set()
+        server.should_exit = True
+        await asyncio.wait_for(serving, TIMEOUT_S)
