@@ -268,8 +268,10 @@ class EmbeddedBackend:
             self._store.append_input(room_id, offset, item)
         room.inputs.append(item)
         room.last_offset = offset
-        room.wake()
-        self._notify_watchers(room_id)
+        if room.waiters:
+            room.wake()
+        if self._watchers:
+            self._notify_watchers(room_id)
         return offset
 
     async def read_inputs(
@@ -408,8 +410,13 @@ class EmbeddedBackend:
             )
         last_seq = commit.events[-1].seq if commit.events else room.last_seq
         keep = max(history, 0)
-        seated = [r.player for r in commit.receipts if r.kind == "joined"]
-        unseated = [r.player for r in commit.receipts if r.kind == "removed"]
+        seated: list[str] = []
+        unseated: list[str] = []
+        for receipt in commit.receipts:  # one pass: most commits carry only acks
+            if receipt.kind == "joined":
+                seated.append(receipt.player)
+            elif receipt.kind == "removed":
+                unseated.append(receipt.player)
         if self._store is not None:
             # Skip the deletes that would find nothing: most commits trim nothing or one event.
             must_trim = len(room.history) + len(commit.events) > keep

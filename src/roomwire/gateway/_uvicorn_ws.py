@@ -30,7 +30,7 @@ class DirectWriter:
     def write(self, data: bytes) -> bool:
         """Write complete, already framed WebSocket frames; False when paused or closing."""
         protocol = self._protocol
-        if protocol.disconnected or protocol.close_sent or not protocol.writable.is_set():
+        if protocol.write_paused or protocol.disconnected or protocol.close_sent:
             return False
         protocol.transport.write(data)
         return True
@@ -54,6 +54,16 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue: InboundQueue = InboundQueue(self.loop)  # type: ignore[assignment]  # same methods
+        # The `writable` Event as a plain flag: DirectWriter.write checks it once per frame.
+        self.write_paused = False
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        super().resume_writing()
 
     def send_receive_event_to_app(self) -> None:
         paused = self.read_paused

@@ -122,14 +122,16 @@ class RoomFanout:
         members = self.members.values()
         for ev in events:
             wire: dict[int, bytes | str] = {}  # prepared once per wire kind, shared by every connection
+            seq = ev.seq
+            targeted = ev.to is not None or ev.exclude is not None
             for member in members:
-                if ev.seq <= member.delivered:
+                if seq <= member.delivered:
                     continue
                 if member.buffer is not None:
                     member.buffer.append(ev)
                     continue
-                member.delivered = ev.seq
-                if (ev.to is not None or ev.exclude is not None) and not ev.is_for(member.player):
+                member.delivered = seq
+                if targeted and not ev.is_for(member.player):
                     continue
                 conn = member.conn
                 data = wire.get(conn.wire_kind)

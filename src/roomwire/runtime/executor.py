@@ -95,13 +95,16 @@ class RoomExecutor:
                     self._reading = False
                 unavailable_s = 0.0
                 started = time.perf_counter()
+                machine = self.machine
                 for offset, item in items:
-                    await self.machine.apply(item)
+                    await machine.apply(item)
                     self.offset = offset
                     self.inputs_total += 1
-                    if self.machine.ended is not None:
+                    if machine.ended is not None:
                         break  # inputs after the end are refused by the next incarnation: the room is gone
-                await self.machine.fire_due()
+                due = machine.next_due()  # again: the inputs may have set timers
+                if due is not None and due <= self.clock():
+                    await machine.fire_due()
                 self.handler_s += time.perf_counter() - started
                 await self._commit()
                 if self.machine.ended is not None:

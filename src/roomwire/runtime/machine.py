@@ -148,7 +148,8 @@ class RoomMachine:
 
     def next_due(self) -> float | None:
         """Wall-clock time of the next timer or tick, or None."""
-        due = min((t.due for t in self.snapshot.timers), default=None)
+        timers = self.snapshot.timers
+        due = min(t.due for t in timers) if timers else None
         tick = self.snapshot.next_tick
         if tick is not None and (due is None or tick < due):
             return tick
@@ -372,7 +373,7 @@ class RoomMachine:
         """
         try:
             result = fn(*args)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # most handlers are plain functions
                 await result
             self._checkpoint_or_raise()
         except RejectedError as exc:
