@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from roomwire.errors import BackendError, BackendUnavailableError
 
-__all__ = ["ExceptionTypes", "map_engine_errors"]
+__all__ = ["ExceptionTypes", "engine_error", "map_engine_errors"]
 
 ExceptionTypes = tuple[type[BaseException], ...]
 
@@ -39,11 +39,25 @@ def map_engine_errors(
     """
     try:
         yield
-    except refused as exc:
-        raise BackendError(
-            f"{engine} refused the operation: {exc}; check the credentials in the URL"
-        ) from exc
-    except unavailable as exc:
-        raise BackendUnavailableError(f"{engine} is unreachable or not ready ({exc}); retry later") from exc
-    except failed as exc:
-        raise BackendError(f"{engine} failed: {exc}") from exc
+    except failed + unavailable + refused as exc:
+        mapped = engine_error(exc, engine, unavailable=unavailable, failed=failed, refused=refused)
+        assert mapped is not None  # every type caught here maps
+        raise mapped from exc
+
+
+def engine_error(
+    exc: BaseException,
+    engine: str,
+    *,
+    unavailable: ExceptionTypes,
+    failed: ExceptionTypes,
+    refused: ExceptionTypes = (),
+) -> BackendError | None:
+    """The roomwire error for an engine exception (see map_engine_errors), or None for other errors."""
+    if isinstance(exc, refused):
+        return BackendError(f"{engine} refused the operation: {exc}; check the credentials in the URL")
+    if isinstance(exc, unavailable):
+        return BackendUnavailableError(f"{engine} is unreachable or not ready ({exc}); retry later")
+    if isinstance(exc, failed):
+        return BackendError(f"{engine} failed: {exc}")
+    return None

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, cast
 
 from redis import exceptions as rex
@@ -15,11 +14,11 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from roomwire.backends._errors import map_engine_errors
+from roomwire.backends._errors import engine_error
 from roomwire.backends._redis_pubsub import NodeRouter
 from roomwire.errors import BackendUnavailableError
 
-__all__ = ["CALL_TIMEOUT_S", "Client", "Connected", "connect", "engine_call"]
+__all__ = ["CALL_TIMEOUT_S", "Client", "Connected", "EngineCall", "connect", "engine_call"]
 
 CALL_TIMEOUT_S = 10.0  # an engine call that takes longer: BackendUnavailableError
 
@@ -39,20 +38,41 @@ _REFUSED = (rex.AuthenticationError, rex.AuthorizationError, rex.NoPermissionErr
 _FAILED = (rex.RedisError, rex.RedisClusterException)
 
 
-@asynccontextmanager
-async def engine_call(timeout_s: float = CALL_TIMEOUT_S) -> AsyncIterator[None]:
-    """Map redis errors to roomwire's, and bound the call's time.
+def engine_call(timeout_s: float = CALL_TIMEOUT_S) -> EngineCall:
+    """Map redis errors to roomwire's, and bound the call's time: `async with engine_call(): ...`.
 
     Time is bounded here, with asyncio.timeout, rather than by redis-py's socket_timeout: with a
     socket_timeout redis-py writes through asyncio.wait_for, which on Python 3.11 loses a
     cancellation that lands as the write completes (the caller's task then runs on).
     """
-    try:
-        async with asyncio.timeout(timeout_s):
-            with map_engine_errors("redis", unavailable=_UNAVAILABLE, failed=_FAILED, refused=_REFUSED):
-                yield
-    except TimeoutError as exc:
-        raise BackendUnavailableError(f"redis did not answer within {timeout_s} s; retry later") from exc
+    return EngineCall(timeout_s)
+
+
+class EngineCall:
+    """The context manager engine_call() returns; a class, as it wraps every command of the hot path."""
+
+    __slots__ = ("_timeout", "_timeout_s")
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._timeout = asyncio.timeout(timeout_s)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(exc_type, exc, tb)
+        except TimeoutError as timed_out:
+            raise BackendUnavailableError(
+                f"redis did not answer within {self._timeout_s} s; retry later"
+            ) from timed_out
+        if exc is not None:
+            mapped = engine_error(exc, "redis", unavailable=_UNAVAILABLE, failed=_FAILED, refused=_REFUSED)
+            if mapped is not None:
+                raise mapped from exc
 
 
 @dataclass(frozen=True, slots=True)
