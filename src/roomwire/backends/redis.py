@@ -114,6 +114,7 @@ class RedisBackend:
         self._scripts: Scripts | None = None
         self._live: LiveDelivery | None = None
         self._is_cluster = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop open() ran in
         # room -> offset its last read_inputs returned up to: the reader is draining a room known
         # to exist, so its next read can block in XREAD at once (it returns at once when inputs
         # are there) instead of first running the existence-checking read script.
@@ -146,6 +147,7 @@ class RedisBackend:
             self.url, force_cluster=self._force_cluster, pubsub_client_name=self.pubsub_client_name
         )
         self._client = connected.client
+        self._loop = asyncio.get_running_loop()  # Python 3.11: each get_running_loop() is a getpid()
         self._is_cluster = connected.is_cluster
         self._scripts = scripts = Scripts(connected.client)
 
@@ -312,7 +314,8 @@ class RedisBackend:
         client, scripts = self._open_client(), self._open_scripts()
         keys = self._keys.room(room_id)
         after, limit = max(after, 0), max(limit, 0)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set with the client, which _open_client() proved is there
         deadline = loop.time() + max(timeout_s, 0.0)
         # One command per input instead of two while a reader drains a room: a deleted room still
         # wakes XREAD with its tombstone, and a slice that runs out re-checks existence below.
