@@ -9,9 +9,11 @@ paused by flow control, or the server is not this one, the gateway uses ordinary
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 
 from roomwire.gateway._inbound import InboundQueue
@@ -45,6 +47,51 @@ def frame_bytes(payload: bytes, *, text: bool) -> bytes:
     return Frame(Opcode.TEXT if text else Opcode.BINARY, payload).serialize(mask=False, extensions=[])
 
 
+class WriteGate:
+    """uvicorn's `writable` Event (is_set, set, clear, wait) minus the Event's deque of waiters.
+
+    Every connection has one and nearly always it is open; a waiter's future exists only while
+    the socket is paused by flow control.
+    """
+
+    __slots__ = ("_is_open", "_waiters")
+
+    def __init__(self) -> None:
+        self._is_open = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        """True when writes may go through."""
+        return self._is_open
+
+    def set(self) -> None:
+        """Open the gate and wake every waiter."""
+        self._is_open = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Close the gate: waiters wait until the next `set`."""
+        self._is_open = False
+
+    async def wait(self) -> bool:
+        """Return once the gate is open (at once when it is)."""
+        if self._is_open:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's protocol, advertising the direct-write extension in every WebSocket scope.
 
@@ -54,6 +101,7 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue: InboundQueue = InboundQueue(self.loop)  # type: ignore[assignment]  # same methods
+        self.writable: WriteGate = WriteGate()  # type: ignore[assignment]  # an Event without its deque
         # The `writable` Event as a plain flag: DirectWriter.write checks it once per frame.
         self.write_paused = False
 
@@ -83,6 +131,9 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        # websockets' parser keeps the handshake request for the connection's whole life; its
+        # headers were copied into the scope (or answered with an error) and are not read again.
+        event.headers = Headers()
         # The ASGI task that reads the scope starts after this returns; compression would change
         # the frames, so the fast path is offered only without it.
         scope = getattr(self, "scope", None)

@@ -229,6 +229,9 @@ class Gateway:
             return
         codec = codec_for(SUBPROTOCOLS[chosen] if chosen else "json")
         await send({"type": "websocket.accept", "subprotocol": chosen})
+        # Nothing reads the handshake headers after the accept; the scope lives as long as the
+        # connection, their copy need not (memory per idle connection).
+        scope["headers"] = []
         conn = Connection(
             next(self._ids),
             codec,
@@ -247,9 +250,13 @@ class Gateway:
                     data = message.get("text")
                     if data is None:
                         data = message.get("bytes") or b""
+                    # Neither the message nor its data stays referenced while the loop waits for the
+                    # next one: an idle connection would keep its last frame (often the join) alive.
+                    del message
                     conn.last_seen = time.monotonic()
                     if not conn.is_closed:
                         await self._on_frame(conn, data)
+                    del data
                 elif message["type"] == "websocket.disconnect":
                     break
         except asyncio.CancelledError:
