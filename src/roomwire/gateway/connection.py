@@ -7,7 +7,6 @@ before ready get `not_ready`; a full send queue closes the connection (slow cons
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
@@ -103,9 +102,11 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self.batch = batch
-        self._queue: collections.deque[bytes | str] = collections.deque()
+        # A list, not a deque: emptied after every write, it then holds no block of its own (a
+        # cleared deque keeps two), and an idle connection is mostly that.
+        self._queue: list[bytes | str] = []
         self._queued_bytes = 0
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Event | None = None  # made with the writer task, when one is needed
         self._closed = False
         self.max_queue_frames = max_queue_frames
         self.max_queue_bytes = max_queue_bytes
@@ -146,7 +147,7 @@ class Connection:
             self._drop_slow_consumer()
             return
         if self.direct is None:
-            self._wakeup.set()
+            self._kick_writer()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             batch = self.batch
@@ -212,17 +213,21 @@ class Connection:
             self._kick_writer()
 
     def _kick_writer(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is None:
+            wakeup = self._wakeup = asyncio.Event()
         if self.writer is None:
-            self.writer = asyncio.create_task(self._write_forever(), name=f"roomwire-conn-{self.id}-writer")
-        self._wakeup.set()
+            name = f"roomwire-conn-{self.id}-writer"
+            self.writer = asyncio.create_task(self._write_forever(wakeup), name=name)
+        wakeup.set()
 
-    async def _write_forever(self) -> None:
+    async def _write_forever(self, wakeup: asyncio.Event) -> None:
         send = self._send
         queue = self._queue
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                await wakeup.wait()
+                wakeup.clear()
                 if self.direct is not None:
                     while queue and not self._closed:
                         await self.direct.wait_writable()
@@ -231,7 +236,10 @@ class Connection:
                     if self._closed and queue:
                         self._flush_on_close()
                 while queue:
-                    data = queue.popleft()
+                    data = queue[0]
+                    # Popping a list's head moves the rest, at most max_queue_frames references,
+                    # and only on servers without direct writes.
+                    del queue[0]
                     self._queued_bytes -= len(data)
                     if isinstance(data, str):
                         await send({"type": "websocket.send", "text": data})
