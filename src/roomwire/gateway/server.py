@@ -28,6 +28,9 @@ def uvicorn_config(
         ws=WS_IMPLEMENTATION,
         ws_max_size=HARD_MAX_FRAME_BYTES,
         ws_per_message_deflate=False,  # compression costs CPU per frame and per connection memory
+        # roomwire's heartbeat (clients ping; silent ones are closed) already finds dead peers;
+        # uvicorn's pings would add a timer per connection.
+        ws_ping_interval=None,
         lifespan="on",
         proxy_headers=False,  # roomwire uses no client address; skip the per-message middleware
         log_level=log_level,
