@@ -10,11 +10,12 @@ paused by flow control, or the server is not this one, the gateway uses ordinary
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
+from websockets.frames import Opcode
 
 from roomwire.gateway._inbound import InboundQueue
 
@@ -42,9 +43,26 @@ class DirectWriter:
         await self._protocol.writable.wait()
 
 
+_TEXT_HEAD = 0x80 | Opcode.TEXT.value  # FIN set, no RSV bits: no extension is negotiated
+_BINARY_HEAD = 0x80 | Opcode.BINARY.value
+_HEAD_16 = struct.Struct("!BBH")  # then a 16-bit length
+_HEAD_64 = struct.Struct("!BBQ")  # then a 64-bit length
+
+
 def frame_bytes(payload: bytes, *, text: bool) -> bytes:
-    """A complete unmasked server frame (FIN set, no extensions) carrying `payload`."""
-    return Frame(Opcode.TEXT if text else Opcode.BINARY, payload).serialize(mask=False, extensions=[])
+    """A complete unmasked server frame (FIN set, no extensions) carrying `payload`.
+
+    The base framing of RFC 6455 section 5.2, written here rather than through websockets'
+    Frame.serialize (a dozen calls and a BytesIO): it runs once per broadcast. The tests check
+    it byte for byte against websockets around every length boundary.
+    """
+    head = _TEXT_HEAD if text else _BINARY_HEAD
+    size = len(payload)
+    if size < 126:
+        return bytes((head, size)) + payload
+    if size < 65536:
+        return _HEAD_16.pack(head, 126, size) + payload
+    return _HEAD_64.pack(head, 127, size) + payload
 
 
 class WriteGate:
