@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 import websockets
 
-from roomwire.gateway._inbound import PAUSE_BYTES, PAUSE_FRAMES
+from roomwire.gateway._inbound import PAUSE_BYTES, PAUSE_FRAMES, InboundQueue
 from roomwire.gateway._uvicorn_ws import RoomwireWebSocketProtocol
 from roomwire.gateway.server import bind_socket, uvicorn_config
 
@@ -93,3 +93,22 @@ async def test_a_client_faster_than_the_app_is_paused_and_loses_nothing() -> Non
         app.finish.set()
         server.should_exit = True
         await asyncio.wait_for(serving, TIMEOUT_S)
+
+
+async def test_the_receive_queue_keeps_order_and_size_across_partial_drains() -> None:
+    queue = InboundQueue(asyncio.get_running_loop())
+    taken: list[str] = []
+    for batch in (3, 1, 5):
+        for _ in range(batch):
+            queue.put_nowait({"type": "websocket.receive", "text": str(len(taken) + queue.qsize())})
+        for _ in range(batch - 1):  # leave one behind each time: the next batch queues after it
+            taken.append((await queue.get())["text"])
+    taken.append((await queue.get())["text"])
+    taken += [(await queue.get())["text"] for _ in range(queue.qsize())]
+
+    assert taken == [str(i) for i in range(9)]
+    assert queue.empty() and queue.bytes == 0
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # let it wait (a yield, not a wait for something)
+    queue.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    assert (await waiting)["type"] == "websocket.disconnect"
