@@ -97,7 +97,7 @@ class RoomFanout:
             else:
                 later.append(receipt)
         if pub.events:
-            self._deliver_events(pub.events)
+            self._deliver_events(pub.events, {r.player for r in later} if later else None)
         for receipt in later:
             member = self.members.get(receipt.player)
             if member is not None:
@@ -117,9 +117,13 @@ class RoomFanout:
             self.pending.clear()
             self._on_empty(self)
 
-    def _deliver_events(self, events: tuple[OutEvent, ...]) -> None:
+    def _deliver_events(self, events: tuple[OutEvent, ...], with_receipts: set[str] | None) -> None:
+        """Queue each event to its members; `with_receipts`: players that also get a receipt now."""
         room = self.room_id
         members = self.members.values()
+        # A member's only frame of this commit can go out at once; frames that share a commit
+        # with others (more events, an ack) wait for the batch to leave in one write.
+        single = len(events) == 1
         for ev in events:
             wire: dict[int, bytes | str] = {}  # prepared once per wire kind, shared by every connection
             seq = ev.seq
@@ -138,7 +142,10 @@ class RoomFanout:
                 if data is None:
                     payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
                     data = wire[conn.wire_kind] = conn.wire_for(payload)
-                conn.send_wire(data)
+                if single and (with_receipts is None or member.player not in with_receipts):
+                    conn.write_now(data)
+                else:
+                    conn.send_wire(data)
 
     def _send_receipt(self, member: Member, receipt: Receipt) -> None:
         conn = member.conn
