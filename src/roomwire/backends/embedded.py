@@ -259,7 +259,8 @@ class EmbeddedBackend:
 
     async def append_input(self, room_id: str, item: Input) -> int:
         """Append to the room's inbound log; returns its offset. RoomNotFoundError if gone."""
-        self._check_open()
+        if not self._is_open:  # inline: once per message
+            self._check_open()
         room = self._rooms.get(room_id)
         if room is None:
             raise RoomNotFoundError(f"room {room_id!r} does not exist (never created, or ended)")
@@ -282,7 +283,8 @@ class EmbeddedBackend:
         Raises RoomNotFoundError when the room does not exist or is deleted while waiting, and
         BackendUnavailableError when the backend is closed while waiting.
         """
-        self._check_open()
+        if not self._is_open:  # inline: once per message
+            self._check_open()
         room = self._room(room_id)
         if (not room.inputs or room.last_offset <= after) and timeout_s > 0:
             # A bare future and one timer per wait: this runs once per input of an idle room, where
@@ -394,7 +396,8 @@ class EmbeddedBackend:
         do not continue the sequence, or the inbound offset goes back or beyond the last
         input); either way nothing changes.
         """
-        self._check_open()
+        if not self._is_open:  # inline: once per message
+            self._check_open()
         self._current_lease(room_id, None, epoch)
         room = self._rooms[room_id]
         for i, event in enumerate(commit.events):

@@ -65,14 +65,15 @@ class RoomExecutor:
     async def run(self) -> str:
         """Drive the room; returns why it stopped: ended, hibernated, lost, stopped or gone."""
         policy = self.room_type.policy
+        machine = self.machine
         idle_since = self.clock()
         unavailable_s = 0.0
+        due = machine.next_due()  # timers change only in steps: recomputed after each batch
         try:
             while not self._stopping:
                 now = self.clock()
-                due = self.machine.next_due()
                 wait = 3600.0 if due is None else max(0.0, due - now)
-                if self.machine.is_idle():
+                if machine.is_idle():
                     until_idle = idle_since + policy.idle_timeout_s - now
                     if until_idle <= 0:
                         self.outcome = "hibernated"
@@ -95,19 +96,20 @@ class RoomExecutor:
                     self._reading = False
                 unavailable_s = 0.0
                 started = time.perf_counter()
-                machine = self.machine
                 for offset, item in items:
                     await machine.apply(item)
                     self.offset = offset
                     self.inputs_total += 1
                     if machine.ended is not None:
                         break  # inputs after the end are refused by the next incarnation: the room is gone
-                due = machine.next_due()  # again: the inputs may have set timers
+                if items:
+                    due = machine.next_due()  # the inputs may have set or cancelled timers
                 if due is not None and due <= self.clock():
                     await machine.fire_due()
+                    due = machine.next_due()
                 self.handler_s += time.perf_counter() - started
                 await self._commit()
-                if self.machine.ended is not None:
+                if machine.ended is not None:
                     self.outcome = "ended"
                     break
                 if items:
