@@ -293,8 +293,8 @@ class EmbeddedBackend:
             loop = self._loop
             assert loop is not None  # set by open(), which _check_open() proved ran
             deadline = loop.time() + timeout_s
+            remaining = timeout_s
             while not room.inputs or room.last_offset <= after:
-                remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
                 waiter: asyncio.Future[None] = loop.create_future()
@@ -310,7 +310,11 @@ class EmbeddedBackend:
                 self._check_open()
                 if self._rooms.get(room_id) is not room:
                     raise RoomNotFoundError(f"room {room_id!r} was removed while waiting")
-        first = room.last_offset - len(room.inputs) + 1
+                remaining = deadline - loop.time()
+        last = room.last_offset
+        if after == last - 1 and limit > 0 and room.inputs:  # the usual case: the input that woke the reader
+            return [(last, room.inputs[-1])]
+        first = last - len(room.inputs) + 1
         start = max(0, after + 1 - first)
         return [
             (first + i, item)
