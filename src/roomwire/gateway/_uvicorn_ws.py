@@ -33,7 +33,7 @@ class DirectWriter:
     def write(self, data: bytes) -> bool:
         """Write complete, already framed WebSocket frames; False when paused or closing."""
         protocol = self._protocol
-        if protocol.write_paused or protocol.disconnected or protocol.close_sent:
+        if not protocol.writable.is_open or protocol.disconnected or protocol.close_sent:
             return False
         protocol.transport.write(data)
         return True
@@ -72,19 +72,19 @@ class WriteGate:
     the socket is paused by flow control.
     """
 
-    __slots__ = ("_is_open", "_waiters")
+    __slots__ = ("_waiters", "is_open")
 
     def __init__(self) -> None:
-        self._is_open = True
+        self.is_open = True  # read directly by DirectWriter.write, once per frame
         self._waiters: list[asyncio.Future[None]] | None = None
 
     def is_set(self) -> bool:
         """True when writes may go through."""
-        return self._is_open
+        return self.is_open
 
     def set(self) -> None:
         """Open the gate and wake every waiter."""
-        self._is_open = True
+        self.is_open = True
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
@@ -92,11 +92,11 @@ class WriteGate:
 
     def clear(self) -> None:
         """Close the gate: waiters wait until the next `set`."""
-        self._is_open = False
+        self.is_open = False
 
     async def wait(self) -> bool:
         """Return once the gate is open (at once when it is)."""
-        if self._is_open:
+        if self.is_open:
             return True
         waiter = asyncio.get_running_loop().create_future()
         if self._waiters is None:
@@ -120,16 +120,6 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue: InboundQueue = InboundQueue(self.loop)  # type: ignore[assignment]  # same methods
         self.writable: WriteGate = WriteGate()  # type: ignore[assignment]  # an Event without its deque
-        # The `writable` Event as a plain flag: DirectWriter.write checks it once per frame.
-        self.write_paused = False
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-        super().pause_writing()
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        super().resume_writing()
 
     def send_receive_event_to_app(self) -> None:
         paused = self.read_paused
