@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from gateway_harness import FRAME_TIMEOUT_S, Server, make_app
+from gateway_harness import Server, make_app, serving
 
 from roomwire.testing import serve_app
 
@@ -15,10 +14,5 @@ from roomwire.testing import serve_app
 async def server() -> AsyncIterator[Server]:
     """The test game served on a free 127.0.0.1 port, with the embedded backend."""
     app = make_app()
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=FRAME_TIMEOUT_S) as http:
-        srv = Server(url, app, http)
-        try:
-            yield srv
-        finally:
-            for client in srv.clients:
-                await client.ws.close()
+    async with serve_app(app) as url, serving(url, app) as srv:
+        yield srv

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import msgspec
+import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from roomwire import App, GatewaySettings, RejectedError
+from roomwire.gateway.server import bind_socket
 
 FRAME_TIMEOUT_S = 10.0
 
@@ -244,3 +248,33 @@ class Server:
         joined = await client.join(seat)
         assert joined["t"] == "joined", joined
         return client, seat
+
+
+@asynccontextmanager
+async def serving(url: str, app: App) -> AsyncIterator[Server]:
+    """A Server handle for an app served at `url`; closes every client a test opened through it."""
+    async with httpx.AsyncClient(base_url=url, timeout=FRAME_TIMEOUT_S) as http:
+        srv = Server(url, app, http)
+        try:
+            yield srv
+        finally:
+            for client in srv.clients:
+                await client.ws.close()
+
+
+@asynccontextmanager
+async def uvicorn_on_free_port(config_for: Callable[[str, int], uvicorn.Config]) -> AsyncIterator[int]:
+    """uvicorn on a free 127.0.0.1 port with the settings `config_for(host, port)`; yields the port."""
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(config_for("127.0.0.1", port))
+    # The socket already listens: connections wait in its backlog until the server is up.
+    running = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(running, FRAME_TIMEOUT_S)
+        finally:
+            sock.close()

@@ -9,14 +9,12 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import uvicorn
 import websockets
-from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, make_app
+from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, make_app, serving, uvicorn_on_free_port
 from websockets.datastructures import Headers
 
 from roomwire.gateway._uvicorn_ws import WriteGate
-from roomwire.gateway.server import bind_socket
 
 
 async def test_the_server_keeps_no_copy_of_the_handshake_headers_once_accepted(server: Server) -> None:
@@ -53,29 +51,14 @@ async def _served_by_stock_uvicorn() -> AsyncIterator[Server]:
     """The test game behind uvicorn's own WebSocket protocol: no direct-write extension."""
     app = make_app()
     gateway = app.build_gateway()
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        gateway, host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="on", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    # The socket already listens: requests wait in its backlog until the server is up.
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=FRAME_TIMEOUT_S) as http:
-            srv = Server(url, app, http)
-            try:
-                yield srv
-            finally:
-                for client in srv.clients:
-                    await client.ws.close()
-    finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(serving, FRAME_TIMEOUT_S)
-        finally:
-            sock.close()
+
+    def config(host: str, port: int) -> uvicorn.Config:
+        return uvicorn.Config(
+            gateway, host=host, port=port, ws="websockets-sansio", lifespan="on", log_level="warning"
+        )
+
+    async with uvicorn_on_free_port(config) as port, serving(f"http://127.0.0.1:{port}", app) as srv:
+        yield srv
 
 
 async def test_plain_asgi_sends_deliver_every_frame_in_order() -> None:

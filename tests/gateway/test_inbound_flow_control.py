@@ -8,10 +8,11 @@ from typing import Any
 
 import uvicorn
 import websockets
+from gateway_harness import uvicorn_on_free_port
 
 from roomwire.gateway._inbound import PAUSE_BYTES, PAUSE_FRAMES, InboundQueue
 from roomwire.gateway._uvicorn_ws import RoomwireWebSocketProtocol
-from roomwire.gateway.server import bind_socket, uvicorn_config
+from roomwire.gateway.server import uvicorn_config
 
 TIMEOUT_S = 10.0
 MESSAGES = 400
@@ -46,53 +47,56 @@ class StallingApp:
 
 
 class ObservedProtocol(RoomwireWebSocketProtocol):
-    """roomwire's protocol, telling the test when it pauses reading."""
+    """roomwire's protocol, telling the test when it first pauses reading."""
 
-    paused: list[ObservedProtocol] = []
+    first_paused: ObservedProtocol | None = None
     paused_event: asyncio.Event | None = None
 
     def send_receive_event_to_app(self) -> None:
         super().send_receive_event_to_app()
         if self.read_paused and self.paused_event is not None and not self.paused_event.is_set():
-            ObservedProtocol.paused.append(self)
+            ObservedProtocol.first_paused = self
             self.paused_event.set()
 
 
 async def test_a_client_faster_than_the_app_is_paused_and_loses_nothing() -> None:
     app = StallingApp()
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    config = uvicorn_config(app, "127.0.0.1", port, log_level="warning")
-    config.ws = ObservedProtocol
+    ObservedProtocol.first_paused = None
     ObservedProtocol.paused_event = paused = asyncio.Event()
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))  # the socket already listens
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            async with websockets.connect(f"ws://127.0.0.1:{port}", max_queue=None) as ws:
-                sent = [f"{i}:{PAYLOAD}" for i in range(MESSAGES)]
-                for text in sent:
-                    await ws.send(text)
-                # The app reads nothing yet: the server must stop reading the socket once the
-                # queue reaches its bound, leaving the rest in the kernel's buffers.
-                await paused.wait()
-                protocol = ObservedProtocol.paused[0]
-                assert not protocol.transport.is_reading()
-                held = protocol.queue.qsize()
-                assert PAUSE_FRAMES <= held < MESSAGES
-                # One read of the socket is parsed whole, so the bound is the pause point plus
-                # at most one read's worth of messages.
-                assert protocol.queue.bytes <= PAUSE_BYTES + 256 * 1024
 
-                app.release.set()
-                await app.done.wait()
-                assert app.received == sent  # all of them, in order
-                assert protocol.transport.is_reading()  # resumed once the app caught up
-                app.finish.set()
+    def config(host: str, port: int) -> uvicorn.Config:
+        settings = uvicorn_config(app, host, port, log_level="warning")
+        settings.ws = ObservedProtocol
+        return settings
+
+    try:
+        async with (
+            uvicorn_on_free_port(config) as port,
+            asyncio.timeout(TIMEOUT_S),
+            websockets.connect(f"ws://127.0.0.1:{port}", max_queue=None) as ws,
+        ):
+            sent = [f"{i}:{PAYLOAD}" for i in range(MESSAGES)]
+            for text in sent:
+                await ws.send(text)
+            # The app reads nothing yet: the server must stop reading the socket once the
+            # queue reaches its bound, leaving the rest in the kernel's buffers.
+            await paused.wait()
+            protocol = ObservedProtocol.first_paused
+            assert protocol is not None
+            assert not protocol.transport.is_reading()
+            held = protocol.queue.qsize()
+            assert PAUSE_FRAMES <= held < MESSAGES
+            # One read of the socket is parsed whole, so the bound is the pause point plus
+            # at most one read's worth of messages.
+            assert protocol.queue.bytes <= PAUSE_BYTES + 256 * 1024
+
+            app.release.set()
+            await app.done.wait()
+            assert app.received == sent  # all of them, in order
+            assert protocol.transport.is_reading()  # resumed once the app caught up
+            app.finish.set()
     finally:
         app.finish.set()
-        server.should_exit = True
-        await asyncio.wait_for(serving, TIMEOUT_S)
 
 
 async def test_the_receive_queue_keeps_order_and_size_across_partial_drains() -> None:
