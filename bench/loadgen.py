@@ -255,11 +255,9 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
     }
 
 
-async def scenario_broadcast(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
-    """R rooms x C clients at F moves/s per client."""
-    rooms = await _open_rooms(adapter, 0, args.rooms, args.clients)
-    await adapter.start()
-    result = await measure_window(
+async def _measure_rooms(adapter: Adapter, rooms: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement window over every client of `rooms`, at the scenario's rate and timings."""
+    return await measure_window(
         adapter,
         _interleave(rooms),
         args.rate,
@@ -269,6 +267,13 @@ async def scenario_broadcast(adapter: Adapter, args: argparse.Namespace) -> dict
         args.server_pid,
         args.engine_pid,
     )
+
+
+async def scenario_broadcast(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
+    """R rooms x C clients at F moves/s per client."""
+    rooms = await _open_rooms(adapter, 0, args.rooms, args.clients)
+    await adapter.start()
+    result = await _measure_rooms(adapter, rooms, args)
     result.update(rooms=args.rooms, clients_per_room=args.clients)
     return result
 
@@ -397,16 +402,7 @@ async def scenario_scale(adapter: Adapter, args: argparse.Namespace) -> dict[str
     after = sample_tree(args.server_pid) if args.server_pid else None
     added = sum(len(r) for r in rooms[warm_rooms:])
     await adapter.start()
-    result = await measure_window(
-        adapter,
-        _interleave(rooms),
-        args.rate,
-        args.warmup,
-        args.duration,
-        args.drain,
-        args.server_pid,
-        args.engine_pid,
-    )
+    result = await _measure_rooms(adapter, rooms, args)
     result.update(
         rooms=args.rooms,
         clients_per_room=args.clients,

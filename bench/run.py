@@ -391,13 +391,7 @@ def redis_unavailable(url: str) -> tuple[str | None, int | None, str | None]:
         )
         if probe.returncode != 0:
             return f"`roomwire serve --help` failed: {probe.stderr.strip()[-200:]}", None, None
-        check = subprocess.run(
-            [str(PROJECT_PYTHON), str(REDIS_PAIR), "check", "--backend", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=PROJECT,
-        )
+        check = _redis_pair("check", url, timeout_s=60)
     except subprocess.TimeoutExpired:
         return "the Redis check did not answer within 60 s", None, None
     if check.returncode != 0:
@@ -414,16 +408,21 @@ def redis_unavailable(url: str) -> tuple[str | None, int | None, str | None]:
     return None, pid, version
 
 
+def _redis_pair(command: str, url: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run `redis_pair.py COMMAND --backend URL` with the project's Python; raises TimeoutExpired."""
+    return subprocess.run(
+        [str(PROJECT_PYTHON), str(REDIS_PAIR), command, "--backend", url],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=PROJECT,
+    )
+
+
 def drop_namespace(url: str) -> dict[str, Any]:
     """Delete everything under the URL's namespace; what `redis_pair.py drop` said."""
     try:
-        done = subprocess.run(
-            [str(PROJECT_PYTHON), str(REDIS_PAIR), "drop", "--backend", url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=PROJECT,
-        )
+        done = _redis_pair("drop", url, timeout_s=120)
     except subprocess.TimeoutExpired:
         return {"dropped": False, "message": "drop did not finish within 120 s"}
     text = (done.stdout + done.stderr).strip().splitlines()
