@@ -121,6 +121,36 @@ async def test_a_failing_watcher_breaks_neither_append_nor_others(
             u()
 
 
+async def test_append_without_waiting_continues_the_log_and_wakes_the_reader(
+    embedded: EmbeddedBackend, room: str
+) -> None:
+    # The gateway appends a message from the socket's callback with it: same log, same offsets.
+    append_now = embedded.append_input_nowait
+    watched: Collector[str] = Collector()
+    unwatch = embedded.watch_inputs(watched)
+    reader = asyncio.create_task(embedded.read_inputs(room, 1, 10, None))  # until an input wakes it
+    await asyncio.sleep(0)  # let the reader start waiting (a yield, not a wait for something)
+    try:
+        assert append_now(room, msg(1)) == 2
+        assert await embedded.append_input(room, msg(2)) == 3
+        assert append_now(room, msg(3)) == 4
+        assert watched.items == [room, room, room]
+        async with asyncio.timeout(WAIT_S):
+            assert await reader == [(2, msg(1)), (3, msg(2)), (4, msg(3))]
+    finally:
+        unwatch()
+
+
+async def test_append_without_waiting_refuses_an_unknown_room_or_a_closed_backend(
+    embedded: EmbeddedBackend, room: str
+) -> None:
+    with pytest.raises(RoomNotFoundError):
+        embedded.append_input_nowait("no-such-room", msg(1))
+    await embedded.aclose()
+    with pytest.raises(BackendUnavailableError):
+        embedded.append_input_nowait(room, msg(1))
+
+
 async def test_committed_inputs_are_dropped(embedded: EmbeddedBackend, room: str) -> None:
     for n in range(1, 5):
         await embedded.append_input(room, msg(n))

@@ -76,10 +76,19 @@ class Backend(Protocol):
     async def append_input(self, room_id: str, item: Input) -> int:
         """Append to the room's inbound log and return its offset; RoomNotFoundError if gone."""
 
+    @property
+    def append_input_nowait(self) -> Callable[[str, Input], int] | None:
+        """`append_input` without waiting, where the inbound log is in this process; else None.
+
+        The gateway appends a message from the socket's callback with it, without a task switch.
+        Same contract as `append_input` (offsets, errors, waking readers and watchers).
+        """
+
     async def read_inputs(
-        self, room_id: str, after: int, limit: int, timeout_s: float
+        self, room_id: str, after: int, limit: int, timeout_s: float | None
     ) -> list[tuple[int, Input]]:
-        """Up to `limit` inputs with offset > after; waits up to timeout_s when there are none."""
+        """Up to `limit` inputs with offset > after; waits up to timeout_s when there are none
+        (None: until one arrives, or the room is removed)."""
 
     def watch_inputs(self, callback: Callable[[str], None]) -> Unsubscribe:
         """Call `callback(room_id)` after inputs are appended, at least for rooms without a live

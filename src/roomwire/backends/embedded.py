@@ -259,6 +259,10 @@ class EmbeddedBackend:
 
     async def append_input(self, room_id: str, item: Input) -> int:
         """Append to the room's inbound log; returns its offset. RoomNotFoundError if gone."""
+        return self.append_input_nowait(room_id, item)
+
+    def append_input_nowait(self, room_id: str, item: Input) -> int:
+        """`append_input` without a coroutine: the log is in this process, nothing waits."""
         if not self._is_open:  # inline: once per message
             self._check_open()
         room = self._rooms.get(room_id)
@@ -276,9 +280,10 @@ class EmbeddedBackend:
         return offset
 
     async def read_inputs(
-        self, room_id: str, after: int, limit: int, timeout_s: float
+        self, room_id: str, after: int, limit: int, timeout_s: float | None
     ) -> list[tuple[int, Input]]:
-        """Up to `limit` inputs with offset > after, waiting up to timeout_s when there are none.
+        """Up to `limit` inputs with offset > after, waiting up to timeout_s when there are none
+        (None: no deadline).
 
         Raises RoomNotFoundError when the room does not exist or is deleted while waiting, and
         BackendUnavailableError when the backend is closed while waiting.
@@ -286,31 +291,31 @@ class EmbeddedBackend:
         if not self._is_open:  # inline: once per message
             self._check_open()
         room = self._room(room_id)
-        if (not room.inputs or room.last_offset <= after) and timeout_s > 0:
-            # A bare future and one timer per wait: this runs once per input of an idle room, where
-            # asyncio.timeout() and an Event cost measurably more (scale scenario of bench/: server
-            # CPU per 1,000 deliveries 0.044 -> 0.0385 s).
+        if (not room.inputs or room.last_offset <= after) and (timeout_s is None or timeout_s > 0):
+            # A bare future per wait, and a timer only with a deadline: this runs once per input
+            # of a room, where asyncio.timeout() and an Event cost measurably more (scale scenario
+            # of bench/: server CPU per 1,000 deliveries 0.044 -> 0.0385 s).
             loop = self._loop
             assert loop is not None  # set by open(), which _check_open() proved ran
-            deadline = loop.time() + timeout_s
-            remaining = timeout_s
+            deadline = None if timeout_s is None else loop.time() + timeout_s
             while not room.inputs or room.last_offset <= after:
-                if remaining <= 0:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
                     return []
                 waiter: asyncio.Future[None] = loop.create_future()
                 room.waiters.append(waiter)
-                timer = loop.call_later(remaining, _expire, waiter)
+                timer = None if remaining is None else loop.call_later(remaining, _expire, waiter)
                 try:
                     await waiter
                 finally:
-                    timer.cancel()
+                    if timer is not None:
+                        timer.cancel()
                     if room.waiters:  # timed out or cancelled: leave no stale waiter behind
                         with contextlib.suppress(ValueError):
                             room.waiters.remove(waiter)
                 self._check_open()
                 if self._rooms.get(room_id) is not room:
                     raise RoomNotFoundError(f"room {room_id!r} was removed while waiting")
-                remaining = deadline - loop.time()
         last = room.last_offset
         if after == last - 1 and limit > 0 and room.inputs:  # the usual case: the input that woke the reader
             return [(last, room.inputs[-1])]

@@ -56,6 +56,7 @@ Guarantees and choices (the conformance suite asserts the shared ones):
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -98,6 +99,7 @@ class RedisBackend:
     """Backend on Redis (standalone or cluster): streams, hashes, Lua scripts, sharded pub/sub."""
 
     name = "redis"
+    append_input_nowait = None  # every append is a round trip to the engine
 
     def __init__(self, url: str, namespace: str) -> None:
         if not namespace or "{" in namespace or "}" in namespace:
@@ -305,9 +307,10 @@ class RedisBackend:
         return int(offset)
 
     async def read_inputs(
-        self, room_id: str, after: int, limit: int, timeout_s: float
+        self, room_id: str, after: int, limit: int, timeout_s: float | None
     ) -> list[tuple[int, Input]]:
-        """Up to `limit` inputs with offset > after, waiting up to timeout_s when there are none.
+        """Up to `limit` inputs with offset > after, waiting up to timeout_s when there are none
+        (None: no deadline).
 
         Raises RoomNotFoundError when the room does not exist or is deleted while waiting.
         """
@@ -316,11 +319,11 @@ class RedisBackend:
         after, limit = max(after, 0), max(limit, 0)
         loop = self._loop
         assert loop is not None  # set with the client, which _open_client() proved is there
-        deadline = loop.time() + max(timeout_s, 0.0)
+        deadline = math.inf if timeout_s is None else loop.time() + max(timeout_s, 0.0)
         # One command per input instead of two while a reader drains a room: a deleted room still
         # wakes XREAD with its tombstone, and a slice that runs out re-checks existence below.
         drained = self._draining.pop(room_id, None) == after
-        skip = drained and limit > 0 and timeout_s >= 0.001
+        skip = drained and limit > 0 and deadline - loop.time() >= 0.001
         while True:
             if not skip:
                 found = await self._run(scripts.read, keys.all(), after, limit)
@@ -330,10 +333,10 @@ class RedisBackend:
                 if items:
                     self._draining[room_id] = items[-1][0]
                     return items
-            remaining_ms = int((deadline - loop.time()) * 1000)
-            if limit == 0 or (remaining_ms <= 0 and not skip):
+            remaining_ms = min((deadline - loop.time()) * 1000, _MAX_BLOCK_MS)  # inf: no deadline
+            if limit == 0 or (remaining_ms < 1 and not skip):
                 return []
-            block_ms = max(1, min(remaining_ms, _MAX_BLOCK_MS))
+            block_ms = max(1, int(remaining_ms))
             skip = False
             async with engine_call(block_ms / 1000 + CALL_TIMEOUT_S):
                 got: Any = await client.xread({keys.inbound: f"0-{after}"}, count=limit, block=block_ms)

@@ -63,6 +63,11 @@ class InboundQueue:
         self.bytes -= size
         return event
 
+    def is_waiting(self) -> bool:
+        """True when the consumer is parked in get(): nothing is queued and it waits for the next."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
+
     def empty(self) -> bool:
         """True when nothing is queued."""
         return self._head == len(self._items)

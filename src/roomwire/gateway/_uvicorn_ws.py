@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -20,6 +21,9 @@ from websockets.frames import Opcode
 from roomwire.gateway._inbound import InboundQueue
 
 EXTENSION = "roomwire.direct_write"
+
+Receiver = Callable[[str | bytes], bool]
+"""Takes a complete message (str for text, bytes for binary); False: queue it for receive()."""
 
 
 class DirectWriter:
@@ -41,6 +45,14 @@ class DirectWriter:
     async def wait_writable(self) -> None:
         """Wait until flow control lets writes through again (or the connection is gone)."""
         await self._protocol.writable.wait()
+
+    def receive_with(self, handler: Receiver | None) -> None:
+        """Hand each message that arrives while the app waits in receive() to `handler` first.
+
+        It runs inside the protocol's data_received, so the message needs no queue and no task
+        switch; it returns False to have the message queued for receive() as usual. None stops.
+        """
+        self._protocol.receive_now = handler
 
 
 _TEXT_HEAD = 0x80 | Opcode.TEXT.value  # FIN set, no RSV bits: no extension is negotiated
@@ -120,8 +132,22 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue: InboundQueue = InboundQueue(self.loop)  # type: ignore[assignment]  # same methods
         self.writable: WriteGate = WriteGate()  # type: ignore[assignment]  # an Event without its deque
+        self.receive_now: Receiver | None = None
 
     def send_receive_event_to_app(self) -> None:
+        handler = self.receive_now
+        # Only while the app is parked in receive() with nothing queued: a message handled here
+        # then comes after every message the app has taken, so the connection's order holds.
+        if handler is not None and self.queue.is_waiting() and not self.close_sent:
+            frames = self.frames
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            try:
+                message = data.decode() if self.curr_msg_data_type == "text" else data
+            except UnicodeDecodeError:
+                message = None  # uvicorn's path below closes with 1007
+            if message is not None and handler(message):
+                self.frames = []
+                return
         paused = self.read_paused
         self.read_paused = True  # uvicorn's method pauses reading after every message unless paused
         super().send_receive_event_to_app()

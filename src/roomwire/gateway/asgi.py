@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import secrets
@@ -36,6 +37,7 @@ from roomwire.protocol.codes import CloseCode, ErrorCode
 from roomwire.protocol.errors import ProtocolError
 from roomwire.protocol.frames import (
     PROTOCOL_VERSION,
+    ClientFrame,
     Error,
     Hello,
     Join,
@@ -140,6 +142,8 @@ class Gateway:
         self._fanouts: dict[str, RoomFanout] = {}
         self._batch = WriteBatch()
         self._conns: dict[int, Connection] = {}
+        # Messages are appended from the socket's callback when the engine's log is in-process.
+        self._append_now = backend.append_input_nowait
         self._ids = itertools.count(1)
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
@@ -243,6 +247,9 @@ class Gateway:
         )
         conn.start_writer()
         self._conns[conn.id] = conn
+        direct = conn.direct
+        if direct is not None and self._append_now is not None:
+            direct.receive_with(functools.partial(self._on_frame_now, conn))
         try:
             while True:
                 message = await receive()
@@ -264,10 +271,40 @@ class Gateway:
                 raise
             # A slow consumer: returning lets the server close the transport.
         finally:
+            if direct is not None:
+                direct.receive_with(None)
             del self._conns[conn.id]
             await self._on_disconnect(conn)
 
-    async def _on_frame(self, conn: Connection, data: str | bytes) -> None:
+    def _on_frame_now(self, conn: Connection, data: str | bytes) -> bool:
+        """The receive fast path, called by the protocol as a message arrives while the
+        connection's task waits in receive(): everything but a join or a leave (which wait for
+        the room) is handled here, without a task switch. False hands the message to that task."""
+        conn.last_seen = time.monotonic()
+        if conn.is_closed:
+            return True
+        frame = self._decode(conn, data)
+        if frame is None:
+            return True
+        if conn.is_ready and (type(frame) is Join or type(frame) is Leave):
+            return False  # decoded once more by the task: joins and leaves are rare
+        append_now = self._append_now
+        assert append_now is not None  # the fast path is installed only with it
+        try:
+            if type(frame) is Msg and conn.is_ready:
+                item = self._message_input(conn, frame, len(data))
+                try:
+                    append_now(frame.room, item)
+                except RoomNotFoundError as exc:
+                    raise _room_closed() from exc
+            else:
+                self._on_control(conn, frame)
+        except RoomwireError as exc:
+            self._refuse(conn, frame, exc)
+        return True
+
+    def _decode(self, conn: Connection, data: str | bytes) -> ClientFrame | None:
+        """The frame in `data`, or None after answering a frame that is not valid."""
         settings = self.settings
         try:
             if isinstance(data, str) and conn.codec.is_binary:
@@ -280,32 +317,47 @@ class Gateway:
                 conn.close(CloseCode.TOO_BIG, "frame too large")
             elif conn.errors_in_row >= settings.max_protocol_errors:
                 conn.close(CloseCode.PROTOCOL, "too many protocol errors")
-            return
+            return None
         conn.errors_in_row = 0
+        return frame
+
+    async def _on_frame(self, conn: Connection, data: str | bytes) -> None:
+        frame = self._decode(conn, data)
+        if frame is None:
+            return
         try:
             if type(frame) is Msg and conn.is_ready:
                 await self._on_msg(conn, frame, len(data))
-            elif type(frame) is Ping:
-                conn.send_frame(Pong(frame.id))
-            elif not conn.is_ready:
-                if type(frame) is Hello:
-                    self._on_hello(conn, frame)
-                else:
-                    raise ProtocolError("send hello first", code=ErrorCode.NOT_READY)
-            elif type(frame) is Join:
+            elif type(frame) is Join and conn.is_ready:
                 await self._on_join(conn, frame)
-            elif type(frame) is Leave:
+            elif type(frame) is Leave and conn.is_ready:
                 await self._on_leave(conn, frame)
             else:
-                raise ProtocolError("hello was already received")
+                self._on_control(conn, frame)
         except RoomwireError as exc:
-            room = getattr(frame, "room", None)
-            msg_id = frame.id if type(frame) is Msg else None
-            if msg_id is not None and room is not None:
-                code, message, ref = error_code(exc)
-                conn.send_frame(Reject(room, msg_id, code, message, ref))
+            self._refuse(conn, frame, exc)
+
+    def _on_control(self, conn: Connection, frame: ClientFrame) -> None:
+        """Frames about the connection itself: ping, hello, and those sent out of turn."""
+        if type(frame) is Ping:
+            conn.send_frame(Pong(frame.id))
+        elif not conn.is_ready:
+            if type(frame) is Hello:
+                self._on_hello(conn, frame)
             else:
-                conn.send_frame(error_frame(exc, room))
+                raise ProtocolError("send hello first", code=ErrorCode.NOT_READY)
+        else:
+            raise ProtocolError("hello was already received")
+
+    def _refuse(self, conn: Connection, frame: ClientFrame, exc: RoomwireError) -> None:
+        """Answer a frame that failed: a reject for a message with an id, else an error."""
+        room = getattr(frame, "room", None)
+        msg_id = frame.id if type(frame) is Msg else None
+        if msg_id is not None and room is not None:
+            code, message, ref = error_code(exc)
+            conn.send_frame(Reject(room, msg_id, code, message, ref))
+        else:
+            conn.send_frame(error_frame(exc, room))
 
     def _on_hello(self, conn: Connection, frame: Hello) -> None:
         if frame.v != PROTOCOL_VERSION:
@@ -326,7 +378,8 @@ class Gateway:
             )
         )
 
-    async def _on_msg(self, conn: Connection, frame: Msg, size: int) -> None:
+    def _message_input(self, conn: Connection, frame: Msg, size: int) -> MessageInput:
+        """Check a message against the sender's membership and limits; the input to append."""
         member = conn.rooms.get(frame.room)
         if member is None:
             raise NotJoinedError(f"join room {frame.room!r} before sending to it")
@@ -341,12 +394,14 @@ class Gateway:
             raise RateLimitedError(f"over the rate limit of {limiter.rate:g} messages per second")
         if frame.id is not None and frame.id <= 0:
             raise ProtocolError("message id must be a positive integer")
+        return MessageInput(member.player, frame.type, frame.data, frame.id, time.time())
+
+    async def _on_msg(self, conn: Connection, frame: Msg, size: int) -> None:
+        item = self._message_input(conn, frame, size)
         try:
-            await self.backend.append_input(
-                frame.room, MessageInput(member.player, frame.type, frame.data, frame.id, time.time())
-            )
+            await self.backend.append_input(frame.room, item)
         except RoomNotFoundError as exc:
-            raise RoomClosedError("the room has ended") from exc
+            raise _room_closed() from exc
 
     async def _on_join(self, conn: Connection, frame: Join) -> None:
         seat = self.signer.verify_seat(frame.seat, frame.room)
@@ -373,7 +428,7 @@ class Gateway:
         except TimeoutError as exc:
             raise RoomwireError("the room did not answer the join in time") from exc
         except RoomNotFoundError as exc:
-            raise RoomClosedError("the room has ended") from exc
+            raise _room_closed() from exc
         finally:
             if fan.pending.pop(ref, None) is not None and not fan.members:
                 self._drop_fanout(fan)
@@ -453,6 +508,11 @@ async def run_lifespan(
             await stop()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _room_closed() -> RoomClosedError:
+    """What a client hears when it sends to a room that no longer exists."""
+    return RoomClosedError("the room has ended")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -72,13 +72,14 @@ class RoomExecutor:
         try:
             while not self._stopping:
                 now = self.clock()
-                wait = 3600.0 if due is None else max(0.0, due - now)
+                # No deadline when nothing is due: an input (a disconnect included) wakes the read.
+                wait = None if due is None else max(0.0, due - now)
                 if machine.is_idle():
                     until_idle = idle_since + policy.idle_timeout_s - now
                     if until_idle <= 0:
                         self.outcome = "hibernated"
                         break
-                    wait = min(wait, until_idle)
+                    wait = until_idle if wait is None else min(wait, until_idle)
                 else:
                     idle_since = now
                 self._reading = True

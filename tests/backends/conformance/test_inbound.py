@@ -32,8 +32,13 @@ async def test_read_inputs_returns_only_after_and_at_most_limit(backend: Backend
     assert await backend.read_inputs(room, 6, 100, 0) == []
 
 
-async def test_read_inputs_waits_for_append(backend: Backend, room: str) -> None:
-    reader = asyncio.create_task(backend.read_inputs(room, 1, 10, WAIT_S))
+# The reader's own deadline is far past the test's wait: only the append can end its read.
+LONG_WAITS = pytest.mark.parametrize("timeout_s", [12 * WAIT_S, None], ids=["deadline", "no-deadline"])
+
+
+@LONG_WAITS
+async def test_read_inputs_waits_for_append(backend: Backend, room: str, timeout_s: float | None) -> None:
+    reader = asyncio.create_task(backend.read_inputs(room, 1, 10, timeout_s))
     await asyncio.sleep(0)  # let the reader start waiting (a yield, not a wait for something)
     assert not reader.done()
 
@@ -116,14 +121,17 @@ async def test_unwatched_callback_is_not_called_again(backend: Backend, room: st
         unwatch_new()
 
 
-async def test_a_draining_reader_gets_each_input_then_the_deletion(backend: Backend, room: str) -> None:
+@LONG_WAITS
+async def test_a_draining_reader_gets_each_input_then_the_deletion(
+    backend: Backend, room: str, timeout_s: float | None
+) -> None:
     # Consecutive reads from where the last one ended: the Redis backend's one-command path.
     assert await backend.read_inputs(room, 0, 10, WAIT_S) == [(1, create_input())]
     offset = await backend.append_input(room, msg(1))
     assert await backend.read_inputs(room, 1, 10, WAIT_S) == [(offset, msg(1))]
     later = await backend.append_input(room, msg(2))
     assert await backend.read_inputs(room, offset, 10, 0) == [(later, msg(2))]
-    waiting = asyncio.create_task(backend.read_inputs(room, later, 10, WAIT_S))
+    waiting = asyncio.create_task(backend.read_inputs(room, later, 10, timeout_s))
     await asyncio.sleep(0)  # let the reader start waiting (a yield, not a wait for something)
 
     await backend.delete_room(room)

@@ -1,0 +1,111 @@
+"""The receive fast path: on the embedded backend a message that arrives while its connection is
+idle is handled inside the socket's callback. It must keep each connection's order: what arrives
+behind a join (which waits for the room) waits too, and bad input is answered as before."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server
+from websockets.exceptions import ConnectionClosed
+
+from roomwire.gateway.asgi import Gateway
+
+MOVES = 50
+
+
+def _send_in_one_write(client: RawClient, frames: list[dict[str, Any]]) -> None:
+    """Frame every message first, then write them with one call: the server reads them together."""
+    ws = client.ws
+    for frame in frames:
+        ws.protocol.send_text(json.dumps(frame).encode())
+    ws.transport.write(b"".join(ws.protocol.data_to_send()))
+
+
+async def _acks(client: RawClient, room: str, count: int) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = []
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while len(answers) < count:
+            frame = await client.recv()
+            if frame["t"] in ("ack", "reject") and frame.get("room") == room:
+                answers.append(frame)
+    return answers
+
+
+async def test_messages_right_behind_a_join_are_applied_after_it_in_order(server: Server) -> None:
+    seat = await server.seat(create=True)
+    client = await server.connect()
+    ids = range(1, MOVES + 1)
+    moves = [{"t": "msg", "room": seat.room, "type": "move", "id": i, "data": {"n": i}} for i in ids]
+
+    _send_in_one_write(client, [{"t": "join", "room": seat.room, "seat": seat.seat}, *moves])
+
+    answers = await _acks(client, seat.room, MOVES)
+    assert [(a["t"], a["id"]) for a in answers] == [("ack", i) for i in range(1, MOVES + 1)]
+    joined = [f for f in client.frames if f["t"] == "joined"]
+    assert len(joined) == 1
+    assert client.frames.index(joined[0]) < client.frames.index(answers[0])
+    moved = client.events(seat.room, "moved")
+    assert [e["n"] for e in [m["data"] for m in moved]] == list(range(1, MOVES + 1))
+    assert [m["seq"] for m in moved] == sorted(m["seq"] for m in moved)
+
+
+async def test_an_idle_connection_sends_to_its_room_without_its_task(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, seat = await server.player(create=True)
+    through_task: list[Any] = []
+    original = Gateway._on_frame
+
+    async def counted(self: Gateway, conn: Any, data: Any) -> None:
+        through_task.append(data)
+        await original(self, conn, data)
+
+    monkeypatch.setattr(Gateway, "_on_frame", counted)
+    for n in range(1, 11):
+        msg_id = await client.msg(seat.room, "move", {"n": n})
+        (answer,) = await _acks(client, seat.room, 1)
+        assert (answer["t"], answer["id"]) == ("ack", msg_id)
+    await client.send({"t": "ping", "id": 7})
+    await client.recv_until("pong", id=7)
+
+    assert [e["data"]["n"] for e in client.events(seat.room, "moved")] == list(range(1, 11))
+    assert through_task == []
+
+
+async def test_refusals_on_the_fast_path_are_answered_like_any_other(server: Server) -> None:
+    client, seat = await server.player(create=True)
+
+    await client.msg("not-my-room", "move", {"n": 1}, id=1)
+    await client.msg(seat.room, "move", {"n": "not a number"}, id=2)  # refused by the room
+    await client.send({"t": "hello", "v": 1})
+    await client.send({"t": "nonsense"})
+
+    rejects: dict[int, dict[str, Any]] = {}
+    errors: list[dict[str, Any]] = []
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while len(rejects) < 2 or len(errors) < 2:
+            frame = await client.recv()
+            if frame["t"] == "reject":
+                rejects[frame["id"]] = frame
+            elif frame["t"] == "error":
+                errors.append(frame)
+    assert (rejects[1]["room"], rejects[1]["code"]) == ("not-my-room", "not_joined")
+    assert (rejects[2]["room"], rejects[2]["code"]) == (seat.room, "invalid_message")
+    assert "hello was already received" in errors[0]["message"]
+    assert errors[1]["code"] == "bad_frame"
+
+
+async def test_invalid_utf8_in_a_text_frame_closes_with_1007(server: Server) -> None:
+    client, _ = await server.player(create=True)
+
+    await client.ws.send(b'{"t":"msg","room":"\xff"}', text=True)
+
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            while True:
+                await client.recv()  # frames sent before the close (the join's event)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
