@@ -12,6 +12,8 @@ Scenarios:
   is lost or a connection drops: the highest delivered rate that passed.
 - scale: many connections (2,000 in 200 rooms by default) at 1 move/s each: idle RSS per
   connection, then latency under that load.
+- lockstep: one move in flight at a time across R rooms x C clients: server CPU per delivery
+  with no batching, the steadiest figure on a shared machine (bench/ab.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from procstat import TreeSample, machine_busy_s, process_label, sample_tree
 
 TICK_S = 0.001
 MAX_SENDS_PER_TURN = 2000  # a late sender catches up in slices so receiving is not starved
+LOCKSTEP_TIMEOUT_S = 30.0  # a move whose deliveries take longer than this fails the run
 
 
 def _percentile(sorted_ns: list[int], q: float) -> float:
@@ -51,17 +54,6 @@ def _cpu_self_user_s() -> float:
 def _engine_cpu_s(pid: int | None) -> float | None:
     # The engine (Redis) is one process that other clients may use too: read it alone, not its tree.
     return sample_tree(pid, [pid]).cpu_s if pid else None
-
-
-def _engine_figures(cpu0: float | None, cpu1: float | None, elapsed: float, received: int) -> dict[str, Any]:
-    if cpu0 is None or cpu1 is None:
-        return {}
-    cpu = cpu1 - cpu0
-    return {
-        "engine_cpu_s": round(cpu, 3),
-        "engine_cpu_pct": round(100 * cpu / elapsed, 1),
-        "engine_cpu_s_per_1k": (cpu / received * 1000) if received else float("nan"),
-    }
 
 
 async def _sleep_until(deadline_ns: int) -> None:
@@ -107,6 +99,65 @@ def _cpu_pct_by_process(before: TreeSample, after: TreeSample, elapsed: float) -
     }
 
 
+class CpuWindow:
+    """CPU used during one measurement window: the server's tree, the engine, this process, others.
+
+    With `engine_pid` (the Redis server), its CPU is reported apart and not counted as noise.
+    """
+
+    def __init__(self, server_pid: int | None, engine_pid: int | None = None) -> None:
+        self.server_pid, self.engine_pid = server_pid, engine_pid
+        self.server0 = sample_tree(server_pid) if server_pid else None
+        self.engine0 = _engine_cpu_s(engine_pid)
+        self.self0, self.user0 = _cpu_self_s(), _cpu_self_user_s()
+        self.busy0, self.steal0 = machine_busy_s()
+        self.t0 = time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        """Figures of the window: its duration, and each party's CPU in seconds and percent."""
+        server1 = None
+        if self.server0 is not None and self.server_pid is not None:
+            server1 = sample_tree(self.server_pid, list(self.server0.pids))
+        engine1 = _engine_cpu_s(self.engine_pid)
+        self1, user1 = _cpu_self_s(), _cpu_self_user_s()
+        busy1, steal1 = machine_busy_s()
+        elapsed = time.monotonic() - self.t0
+        figures: dict[str, Any] = {
+            "duration_s": round(elapsed, 3),
+            "loadgen_cpu_pct": round(100 * (self1 - self.self0) / elapsed, 1),
+            "loadgen_user_cpu_pct": round(100 * (user1 - self.user0) / elapsed, 1),
+            "steal_cpu_pct": round(100 * (steal1 - self.steal0) / elapsed, 1),
+        }
+        other_s = (busy1 - self.busy0) - (self1 - self.self0)
+        if self.server0 is not None and server1 is not None:
+            cpu = server1.cpu_s - self.server0.cpu_s
+            figures.update(
+                server_cpu_s=cpu,
+                server_cpu_pct=round(100 * cpu / elapsed, 1),
+                server_rss_mb=round(server1.rss_bytes / 2**20, 1),
+                server_processes=len(server1.pids),
+            )
+            if len(server1.pids) > 1:
+                figures["server_cpu_pct_by_process"] = _cpu_pct_by_process(self.server0, server1, elapsed)
+            other_s -= cpu
+        if self.engine0 is not None and engine1 is not None:
+            figures["engine_cpu_s"] = engine1 - self.engine0
+            figures["engine_cpu_pct"] = round(100 * figures["engine_cpu_s"] / elapsed, 1)
+            other_s -= figures["engine_cpu_s"]
+        # Anything else that ran on this machine meanwhile (other people's tests): noise to watch.
+        figures["other_cpu_pct"] = round(max(0.0, 100 * other_s / elapsed), 1)
+        return figures
+
+
+def _per_1k(figures: dict[str, Any], work: int) -> None:
+    # Server and engine CPU seconds per 1,000 units of work (deliveries), next to their totals.
+    for who in ("server", "engine"):
+        cpu = figures.get(f"{who}_cpu_s")
+        if cpu is not None:
+            figures[f"{who}_cpu_s"] = round(cpu, 3)
+            figures[f"{who}_cpu_s_per_1k"] = (cpu / work * 1000) if work else float("nan")
+
+
 async def measure_window(
     adapter: Adapter,
     order: list[Client],
@@ -135,17 +186,9 @@ async def measure_window(
     sender = asyncio.create_task(_send_loop(adapter, order, total_rate, start_ns, end_ns, stats))
     try:
         await _sleep_until(window_ns)
-        server0 = sample_tree(server_pid) if server_pid else None
-        engine0 = _engine_cpu_s(engine_pid)
-        self0, user0 = _cpu_self_s(), _cpu_self_user_s()
-        busy0, steal0 = machine_busy_s()
-        t0 = time.monotonic()
+        window = CpuWindow(server_pid, engine_pid)
         await _sleep_until(end_ns)
-        server1 = sample_tree(server_pid, list(server0.pids)) if server0 and server_pid else None
-        engine1 = _engine_cpu_s(engine_pid)
-        self1, user1 = _cpu_self_s(), _cpu_self_user_s()
-        busy1, steal1 = machine_busy_s()
-        elapsed = time.monotonic() - t0
+        cpu = window.stop()
         await sender
     finally:
         sender.cancel()
@@ -155,10 +198,11 @@ async def measure_window(
         await asyncio.wait_for(stats.drained.wait(), drain_s)
     lat = sorted(stats.latencies_ns)
     received = stats.received
-    result: dict[str, Any] = {
+    elapsed = cpu["duration_s"]
+    _per_1k(cpu, received)  # what arrived by the end of the drain: this window's deliveries
+    return {
         "rate_per_client": rate_per_client,
         "connections": len(order),
-        "duration_s": round(elapsed, 3),
         "target_send_per_s": round(total_rate, 1),
         "send_per_s": round(stats.sent / elapsed, 1),
         "expected": stats.expected,
@@ -174,29 +218,8 @@ async def measure_window(
         "error_samples": list(stats.error_samples),
         "connections_closed": adapter.closed_count() - closed_before,
         "close_codes": adapter.close_codes(),
-        "loadgen_cpu_pct": round(100 * (self1 - self0) / elapsed, 1),
-        "loadgen_user_cpu_pct": round(100 * (user1 - user0) / elapsed, 1),
-        "steal_cpu_pct": round(100 * (steal1 - steal0) / elapsed, 1),
+        **cpu,
     }
-    other_s = (busy1 - busy0) - (self1 - self0)
-    if server0 is not None and server1 is not None:
-        cpu = server1.cpu_s - server0.cpu_s
-        result.update(
-            server_cpu_s=round(cpu, 3),
-            server_cpu_pct=round(100 * cpu / elapsed, 1),
-            server_cpu_s_per_1k=(cpu / received * 1000) if received else float("nan"),
-            server_rss_mb=round(server1.rss_bytes / 2**20, 1),
-            server_processes=len(server1.pids),
-        )
-        if len(server1.pids) > 1:
-            result["server_cpu_pct_by_process"] = _cpu_pct_by_process(server0, server1, elapsed)
-        other_s -= cpu
-    engine = _engine_figures(engine0, engine1, elapsed, received)
-    result.update(engine)
-    other_s -= engine.get("engine_cpu_s", 0.0)
-    # Anything else that ran on this machine meanwhile (other people's tests): noise to watch.
-    result["other_cpu_pct"] = round(max(0.0, 100 * other_s / elapsed), 1)
-    return result
 
 
 async def _open_rooms(adapter: Adapter, first: int, count: int, size: int) -> list[list[Client]]:
@@ -218,40 +241,71 @@ async def scenario_ping(adapter: Adapter, args: argparse.Namespace) -> dict[str,
     rtts: list[int] = []
     gc.collect()
     gc.freeze()
-    server0 = sample_tree(args.server_pid) if args.server_pid else None
-    engine0 = _engine_cpu_s(args.engine_pid)
-    busy0, steal0 = machine_busy_s()
-    self0, t0 = _cpu_self_s(), time.monotonic()
+    window = CpuWindow(args.server_pid, args.engine_pid)
     for _ in range(args.count):
         sent = time.monotonic_ns()
         arrived = await adapter.echo(client, sent)
         rtts.append(arrived - sent)
-    elapsed = time.monotonic() - t0
-    self1 = _cpu_self_s()
-    busy1, steal1 = machine_busy_s()
-    server1 = sample_tree(args.server_pid, list(server0.pids)) if server0 and args.server_pid else None
-    engine1 = _engine_cpu_s(args.engine_pid)
-    other_s = (busy1 - busy0) - (self1 - self0)
+    cpu = window.stop()
     extra: dict[str, Any] = {}
-    if server0 is not None and server1 is not None:
-        server_s = server1.cpu_s - server0.cpu_s
-        other_s -= server_s
-        # The server's CPU per request → reply: on an idle machine, most of the round trip.
-        extra["server_cpu_us_per_round_trip"] = round(server_s / len(rtts) * 1e6, 1)
-    if engine0 is not None and engine1 is not None:
-        other_s -= engine1 - engine0
-        extra["engine_cpu_us_per_round_trip"] = round((engine1 - engine0) / len(rtts) * 1e6, 1)
+    # The server's CPU per request → reply: on an idle machine, most of the round trip.
+    for who in ("server", "engine"):
+        if f"{who}_cpu_s" in cpu:
+            extra[f"{who}_cpu_us_per_round_trip"] = round(cpu[f"{who}_cpu_s"] / len(rtts) * 1e6, 1)
     rtts.sort()
     return {
         **extra,
-        "other_cpu_pct": round(max(0.0, 100 * other_s / elapsed), 1),
-        "steal_cpu_pct": round(100 * (steal1 - steal0) / elapsed, 1),
+        "other_cpu_pct": cpu["other_cpu_pct"],
+        "steal_cpu_pct": cpu["steal_cpu_pct"],
         "round_trips": len(rtts),
         "p50_us": _percentile(rtts, 0.5) * 1000,
         "p99_us": _percentile(rtts, 0.99) * 1000,
         "max_us": rtts[-1] / 1000,
-        "per_s": round(len(rtts) / elapsed, 1),
-        "loadgen_cpu_pct": round(100 * (self1 - self0) / elapsed, 1),
+        "per_s": round(len(rtts) / cpu["duration_s"], 1),
+        "loadgen_cpu_pct": cpu["loadgen_cpu_pct"],
+    }
+
+
+async def scenario_lockstep(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
+    """One move in flight: send it, wait until every client of its room has it, send the next.
+
+    The server's CPU per delivery without the batching that concurrent load allows, and with
+    far less noise than `broadcast` on a shared machine: bench/ab.py compares versions with it.
+    """
+    rooms = await _open_rooms(adapter, 0, args.rooms, args.clients)
+    await adapter.start()
+    order = _interleave(rooms)
+    stats = adapter.stats
+    stats.begin_window(0)
+    stats.is_sending = False  # `drained` is set as soon as everything expected has arrived
+
+    async def moves(count: int) -> None:
+        for i in range(count):
+            client = order[i % len(order)]
+            stats.expected += client.room_size  # the sender gets its own move too
+            stats.drained = asyncio.Event()
+            adapter.send_move(client, i, time.monotonic_ns())
+            await asyncio.wait_for(stats.drained.wait(), LOCKSTEP_TIMEOUT_S)
+
+    await moves(args.warmup_count)
+    gc.collect()
+    gc.freeze()
+    received0 = stats.received
+    window = CpuWindow(args.server_pid, args.engine_pid)
+    await moves(args.count)
+    cpu = window.stop()
+    deliveries = stats.received - received0
+    _per_1k(cpu, deliveries)
+    return {
+        "moves": args.count,
+        "deliveries": deliveries,
+        "lost": stats.expected - stats.received,
+        "out_of_order": stats.out_of_order,
+        "server_errors": stats.errors,
+        "moves_per_s": round(args.count / cpu["duration_s"], 1),
+        "rooms": args.rooms,
+        "clients_per_room": args.clients,
+        **cpu,
     }
 
 
@@ -421,6 +475,7 @@ SCENARIOS = {
     "broadcast": scenario_broadcast,
     "sweep": scenario_sweep,
     "scale": scenario_scale,
+    "lockstep": scenario_lockstep,
 }
 
 
@@ -462,8 +517,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of sending before measuring")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured")
     p.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late deliveries")
-    p.add_argument("--count", type=int, default=2000, help="ping: measured round trips")
-    p.add_argument("--warmup-count", type=int, default=200, help="ping: round trips before measuring")
+    p.add_argument("--count", type=int, default=2000, help="ping: measured round trips; lockstep: moves")
+    p.add_argument("--warmup-count", type=int, default=200, help="ping, lockstep: the same before measuring")
     p.add_argument("--sweep-start", type=float, default=10.0, help="sweep: first F")
     p.add_argument("--sweep-min", type=float, default=0.5, help="sweep: lowest F tried")
     p.add_argument("--sweep-max", type=float, default=5000.0, help="sweep: highest F tried")

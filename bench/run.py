@@ -92,7 +92,8 @@ MODES: dict[str, dict[str, list[str]]] = {
         "scale": ["--rooms", "20", "--clients", "5", "--rate", "1", "--warmup", "1", "--duration", "1"],
     },
     "quick": {
-        "ping": ["--count", "2000", "--warmup-count", "200"],
+        # 10,000 round trips: about a second, where 2,000 left the p50 at the mercy of one noisy blip.
+        "ping": ["--count", "10000", "--warmup-count", "500"],
         "broadcast": ["--rooms", "10", "--clients", "10", "--rate", "10", "--warmup", "2", "--duration", "5"],
         "sweep": [
             "--rooms",
@@ -149,7 +150,7 @@ TIMEOUTS_S = {
 }
 # Scenarios that --profile runs once more under py-spy; ping with more round trips, for samples.
 PROFILED = ("ping", "broadcast")
-PING_PROFILE_COUNT = {"smoke": 200, "quick": 10000, "full": 20000}
+PING_PROFILE_COUNT = {"smoke": 200, "quick": 20000, "full": 20000}
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 5.0
 
@@ -469,11 +470,13 @@ def _port_open(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(argv: list[str], prefix: list[str], port: int, log: Path) -> Iterator[int]:
+def running_server(
+    argv: list[str], prefix: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[int]:
     """Start the server, wait until it accepts TCP, yield its pid; always stop it (its whole group)."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            prefix + argv, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT, start_new_session=True
+            prefix + argv, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT, start_new_session=True, env=env
         )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
