@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def measure(
     run_dir: Path,
     round_: int,
 ) -> dict[str, Any]:
-    """One fresh server and one lockstep run; the load generator's figures, or {"error": ...}."""
+    """One fresh server and one run of the scenario; the load generator's figures, or {"error": ...}."""
     target = "bare" if variant == "bare" else "roomwire"
     port = run.free_port()
     argv = run.server_command(target, python, run.DEFAULT_ROOMWIRE_CMD, port)
@@ -78,7 +79,10 @@ def measure(
         return {"error": str(exc)}
     if status != 0:
         return {"error": f"load generator exited with {status}: {tail}"}
-    figures: dict[str, Any] = json.loads(out.read_text())
+    try:
+        figures: dict[str, Any] = json.loads(out.read_text())
+    except (OSError, ValueError) as exc:
+        return {"error": f"no figures from the load generator: {exc}"}
     if figures.get("lost") or figures.get("server_errors"):
         return {"error": f"{figures['lost']} deliveries lost, {figures['server_errors']} server errors"}
     return figures
@@ -88,7 +92,8 @@ def table(runs: dict[str, list[dict[str, Any]]], base: str, scenario: str) -> st
     """Markdown: each variant's best and median figure, its runs, and its ratios to `base`."""
     key, label, factor = FIGURES[scenario]
     cpu = {
-        variant: sorted(r[key] * factor for r in done if "error" not in r) for variant, done in runs.items()
+        variant: sorted(r[key] * factor for r in done if isinstance(r.get(key), int | float))
+        for variant, done in runs.items()
     }
     lines = [
         f"| variant | best {label} | median | runs | best ÷ base | median ÷ base |",
@@ -160,15 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline:
             variants[args.baseline] = None
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+        record = {"args": vars(args) | {"venv": str(args.venv)}, "runs": runs}
         for round_ in range(args.rounds):
-            for variant, env in variants.items():
+            # Every other round in reverse order, so that no variant always runs first.
+            order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+            for variant in order:
                 print(f"- round {round_ + 1}/{args.rounds}: {variant} ...", file=sys.stderr, flush=True)
-                figures = measure(variant, env, args, python, run_dir, round_)
+                figures = measure(variant, variants[variant], args, python, run_dir, round_)
                 if "error" in figures:
                     print(f"    {figures['error']}", file=sys.stderr)
                 runs[variant].append(figures)
-    record = {"args": vars(args) | {"venv": str(args.venv)}, "runs": runs}
-    (run_dir / "runs.json").write_text(json.dumps(record, indent=2))
+                (run_dir / "runs.json").write_text(json.dumps(record, indent=2))  # kept if stopped
     shape = f"{args.rooms} rooms x {args.clients} clients, " if args.scenario == "lockstep" else ""
     print(
         f"{args.scenario}: {shape}{args.moves:,} per run; "
@@ -179,4 +186,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the servers are stopped.
+    signal.signal(signal.SIGTERM, run._interrupt)
     sys.exit(main())

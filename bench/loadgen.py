@@ -285,7 +285,13 @@ async def scenario_lockstep(adapter: Adapter, args: argparse.Namespace) -> dict[
             stats.expected += client.room_size  # the sender gets its own move too
             stats.drained = asyncio.Event()
             adapter.send_move(client, i, time.monotonic_ns())
-            await asyncio.wait_for(stats.drained.wait(), LOCKSTEP_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(stats.drained.wait(), LOCKSTEP_TIMEOUT_S)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"move {i}: {stats.expected - stats.received} deliveries missing after "
+                    f"{LOCKSTEP_TIMEOUT_S:.0f} s; server errors: {stats.error_samples}"
+                ) from None
 
     await moves(args.warmup_count)
     gc.collect()

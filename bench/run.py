@@ -646,6 +646,8 @@ def best_run(scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "error" not in r]
     if not good:
         return runs[-1]
+    # A run that lost deliveries or connections never counts while one that did not exists.
+    good = [r for r in good if not r.get("lost") and not r.get("connections_closed")] or good
     key, lower = HEADLINE[scenario]
 
     def rank(figures: dict[str, Any]) -> float:

@@ -9,12 +9,39 @@ import json
 from typing import Any
 
 import pytest
-from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server
+import uvicorn
+from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, make_app, serving, uvicorn_on_free_port
 from websockets.exceptions import ConnectionClosed
 
 from roomwire.gateway.asgi import Gateway
+from roomwire.gateway.server import uvicorn_config
 
 MOVES = 50
+
+
+@pytest.fixture
+def through_task(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The messages that went through the connection's task (not the fast path), from now on."""
+    handled: list[Any] = []
+    original = Gateway._on_frame
+
+    async def counted(self: Gateway, conn: Any, data: Any) -> None:
+        handled.append(data)
+        await original(self, conn, data)
+
+    monkeypatch.setattr(Gateway, "_on_frame", counted)
+    return handled
+
+
+async def _parked(client: RawClient) -> None:
+    """Return once the server's task for this connection waits in receive() again.
+
+    After a join the task resumes a few loop turns after `joined` went out. A ping is answered
+    on the fast path when the task already waits, or else by the task, which is back in
+    receive() before the pong leaves at the end of that loop turn.
+    """
+    await client.send({"t": "ping", "id": 99})
+    await client.recv_until("pong", id=99)
 
 
 def _send_in_one_write(client: RawClient, frames: list[dict[str, Any]]) -> None:
@@ -54,17 +81,12 @@ async def test_messages_right_behind_a_join_are_applied_after_it_in_order(server
 
 
 async def test_an_idle_connection_sends_to_its_room_without_its_task(
-    server: Server, monkeypatch: pytest.MonkeyPatch
+    server: Server, through_task: list[Any]
 ) -> None:
     client, seat = await server.player(create=True)
-    through_task: list[Any] = []
-    original = Gateway._on_frame
+    await _parked(client)
+    through_task.clear()
 
-    async def counted(self: Gateway, conn: Any, data: Any) -> None:
-        through_task.append(data)
-        await original(self, conn, data)
-
-    monkeypatch.setattr(Gateway, "_on_frame", counted)
     for n in range(1, 11):
         msg_id = await client.msg(seat.room, "move", {"n": n})
         (answer,) = await _acks(client, seat.room, 1)
@@ -76,8 +98,12 @@ async def test_an_idle_connection_sends_to_its_room_without_its_task(
     assert through_task == []
 
 
-async def test_refusals_on_the_fast_path_are_answered_like_any_other(server: Server) -> None:
+async def test_refusals_on_the_fast_path_are_answered_like_any_other(
+    server: Server, through_task: list[Any]
+) -> None:
     client, seat = await server.player(create=True)
+    await _parked(client)
+    through_task.clear()
 
     await client.msg("not-my-room", "move", {"n": 1}, id=1)
     await client.msg(seat.room, "move", {"n": "not a number"}, id=2)  # refused by the room
@@ -97,6 +123,67 @@ async def test_refusals_on_the_fast_path_are_answered_like_any_other(server: Ser
     assert (rejects[2]["room"], rejects[2]["code"]) == (seat.room, "invalid_message")
     assert "hello was already received" in errors[0]["message"]
     assert errors[1]["code"] == "bad_frame"
+    assert through_task == []
+
+
+async def test_a_message_behind_a_leave_in_the_same_read_is_refused(server: Server) -> None:
+    client, seat = await server.player(create=True)
+    move = {"t": "msg", "room": seat.room, "type": "move", "id": 1, "data": {"n": 1}}
+
+    _send_in_one_write(client, [{"t": "leave", "room": seat.room}, move])
+
+    left = await client.recv_until("left")
+    (refused,) = await _acks(client, seat.room, 1)
+    assert (refused["t"], refused["code"]) == ("reject", "not_joined")
+    assert client.frames.index(left) < client.frames.index(refused)
+    assert client.events(seat.room, "moved") == []
+
+
+async def test_a_bug_on_the_fast_path_closes_the_connection_with_1011(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, seat = await server.player(create=True)
+    await _parked(client)
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Gateway, "_message_input", broken)
+    await client.msg(seat.room, "move", {"n": 1})
+
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            while True:
+                await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+async def test_middleware_that_wraps_receive_sees_every_message(through_task: list[Any]) -> None:
+    app = make_app()
+    gateway = app.build_gateway()
+    seen: list[str] = []
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def wrapped() -> Any:
+            message = await receive()
+            seen.append(message["type"])
+            return message
+
+        await gateway(scope, wrapped if scope["type"] == "websocket" else receive, send)
+
+    def config(host: str, port: int) -> uvicorn.Config:
+        return uvicorn_config(middleware, host, port, log_level="warning")
+
+    async with uvicorn_on_free_port(config) as port, serving(f"http://127.0.0.1:{port}", app) as srv:
+        client, seat = await srv.player(create=True)
+        for n in range(1, 6):
+            msg_id = await client.msg(seat.room, "move", {"n": n})
+            (answer,) = await _acks(client, seat.room, 1)
+            assert (answer["t"], answer["id"]) == ("ack", msg_id)
+
+    # hello, join and the five moves: every one through the middleware and the task
+    assert seen.count("websocket.receive") == 7
+    assert len(through_task) == 7
 
 
 async def test_invalid_utf8_in_a_text_frame_closes_with_1007(server: Server) -> None:

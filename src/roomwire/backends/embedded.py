@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -297,7 +298,7 @@ class EmbeddedBackend:
             # of bench/: server CPU per 1,000 deliveries 0.044 -> 0.0385 s).
             loop = self._loop
             assert loop is not None  # set by open(), which _check_open() proved ran
-            deadline = None if timeout_s is None else loop.time() + timeout_s
+            deadline = None if timeout_s is None or timeout_s == math.inf else loop.time() + timeout_s
             while not room.inputs or room.last_offset <= after:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:

@@ -46,6 +46,10 @@ class DirectWriter:
         """Wait until flow control lets writes through again (or the connection is gone)."""
         await self._protocol.writable.wait()
 
+    def feeds(self, receive: Any) -> bool:
+        """True when `receive` is this connection's own ASGI receive (no middleware around it)."""
+        return getattr(receive, "__self__", None) is self._protocol
+
     def receive_with(self, handler: Receiver | None) -> None:
         """Hand each message that arrives while the app waits in receive() to `handler` first.
 

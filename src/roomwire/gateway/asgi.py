@@ -143,7 +143,8 @@ class Gateway:
         self._batch = WriteBatch()
         self._conns: dict[int, Connection] = {}
         # Messages are appended from the socket's callback when the engine's log is in-process.
-        self._append_now = backend.append_input_nowait
+        # (getattr: a backend written before this member existed has no fast path, and still works)
+        self._append_now = getattr(backend, "append_input_nowait", None)
         self._ids = itertools.count(1)
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
@@ -248,7 +249,8 @@ class Gateway:
         conn.start_writer()
         self._conns[conn.id] = conn
         direct = conn.direct
-        if direct is not None and self._append_now is not None:
+        # Only when `receive` is the protocol's own: middleware that wraps it must see every message.
+        if direct is not None and self._append_now is not None and direct.feeds(receive):
             direct.receive_with(functools.partial(self._on_frame_now, conn))
         try:
             while True:
@@ -301,6 +303,11 @@ class Gateway:
                 self._on_control(conn, frame)
         except RoomwireError as exc:
             self._refuse(conn, frame, exc)
+        except Exception:
+            # Raised into the protocol's data_received, a bug would abort the transport without a
+            # close frame; the task's path would have closed with 1011 instead, as this does.
+            log.exception("connection %d: failed to handle a %s frame", conn.id, type(frame).__name__)
+            conn.close(CloseCode.INTERNAL, "internal error")
         return True
 
     def _decode(self, conn: Connection, data: str | bytes) -> ClientFrame | None:
