@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, make_app, serving, uvicorn_on_free_port
+from gateway_harness import FRAME_TIMEOUT_S, RawClient, Seat, Server, make_app, serving, uvicorn_on_free_port
 from websockets.exceptions import ConnectionClosed
 
 from roomwire.gateway.asgi import Gateway
@@ -33,15 +33,36 @@ def through_task(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return handled
 
 
-async def _parked(client: RawClient) -> None:
-    """Return once the server's task for this connection waits in receive() again.
+async def _parked_player(server: Server, through_task: list[Any] | None = None) -> tuple[RawClient, Seat]:
+    """A player in a new room whose server task waits in receive(); `through_task` starts over.
 
     After a join the task resumes a few loop turns after `joined` went out. A ping is answered
     on the fast path when the task already waits, or else by the task, which is back in
     receive() before the pong leaves at the end of that loop turn.
     """
+    client, seat = await server.player(create=True)
     await client.send({"t": "ping", "id": 99})
     await client.recv_until("pong", id=99)
+    if through_task is not None:
+        through_task.clear()
+    return client, seat
+
+
+async def _moves_acked_one_by_one(client: RawClient, room: str, count: int) -> None:
+    """Send `count` moves (n = 1, 2, ...), each once the previous one was acked."""
+    for n in range(1, count + 1):
+        msg_id = await client.msg(room, "move", {"n": n})
+        (answer,) = await _acks(client, room, 1)
+        assert (answer["t"], answer["id"]) == ("ack", msg_id)
+
+
+async def _close_code(client: RawClient) -> int | None:
+    """Read until the server closes the connection; the close code it sent."""
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            while True:
+                await client.recv()  # frames sent before the close
+    return closed.value.rcvd.code if closed.value.rcvd is not None else None
 
 
 def _send_in_one_write(client: RawClient, frames: list[dict[str, Any]]) -> None:
@@ -71,26 +92,21 @@ async def test_messages_right_behind_a_join_are_applied_after_it_in_order(server
     _send_in_one_write(client, [{"t": "join", "room": seat.room, "seat": seat.seat}, *moves])
 
     answers = await _acks(client, seat.room, MOVES)
-    assert [(a["t"], a["id"]) for a in answers] == [("ack", i) for i in range(1, MOVES + 1)]
+    assert [(a["t"], a["id"]) for a in answers] == [("ack", i) for i in ids]
     joined = [f for f in client.frames if f["t"] == "joined"]
     assert len(joined) == 1
     assert client.frames.index(joined[0]) < client.frames.index(answers[0])
     moved = client.events(seat.room, "moved")
-    assert [e["n"] for e in [m["data"] for m in moved]] == list(range(1, MOVES + 1))
+    assert [m["data"]["n"] for m in moved] == list(ids)
     assert [m["seq"] for m in moved] == sorted(m["seq"] for m in moved)
 
 
 async def test_an_idle_connection_sends_to_its_room_without_its_task(
     server: Server, through_task: list[Any]
 ) -> None:
-    client, seat = await server.player(create=True)
-    await _parked(client)
-    through_task.clear()
+    client, seat = await _parked_player(server, through_task)
 
-    for n in range(1, 11):
-        msg_id = await client.msg(seat.room, "move", {"n": n})
-        (answer,) = await _acks(client, seat.room, 1)
-        assert (answer["t"], answer["id"]) == ("ack", msg_id)
+    await _moves_acked_one_by_one(client, seat.room, 10)
     await client.send({"t": "ping", "id": 7})
     await client.recv_until("pong", id=7)
 
@@ -101,9 +117,7 @@ async def test_an_idle_connection_sends_to_its_room_without_its_task(
 async def test_refusals_on_the_fast_path_are_answered_like_any_other(
     server: Server, through_task: list[Any]
 ) -> None:
-    client, seat = await server.player(create=True)
-    await _parked(client)
-    through_task.clear()
+    client, seat = await _parked_player(server, through_task)
 
     await client.msg("not-my-room", "move", {"n": 1}, id=1)
     await client.msg(seat.room, "move", {"n": "not a number"}, id=2)  # refused by the room
@@ -142,8 +156,7 @@ async def test_a_message_behind_a_leave_in_the_same_read_is_refused(server: Serv
 async def test_a_bug_on_the_fast_path_closes_the_connection_with_1011(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client, seat = await server.player(create=True)
-    await _parked(client)
+    client, seat = await _parked_player(server)
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug")
@@ -151,11 +164,7 @@ async def test_a_bug_on_the_fast_path_closes_the_connection_with_1011(
     monkeypatch.setattr(Gateway, "_message_input", broken)
     await client.msg(seat.room, "move", {"n": 1})
 
-    with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(FRAME_TIMEOUT_S):
-            while True:
-                await client.recv()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert await _close_code(client) == 1011
 
 
 async def test_middleware_that_wraps_receive_sees_every_message(through_task: list[Any]) -> None:
@@ -176,10 +185,7 @@ async def test_middleware_that_wraps_receive_sees_every_message(through_task: li
 
     async with uvicorn_on_free_port(config) as port, serving(f"http://127.0.0.1:{port}", app) as srv:
         client, seat = await srv.player(create=True)
-        for n in range(1, 6):
-            msg_id = await client.msg(seat.room, "move", {"n": n})
-            (answer,) = await _acks(client, seat.room, 1)
-            assert (answer["t"], answer["id"]) == ("ack", msg_id)
+        await _moves_acked_one_by_one(client, seat.room, 5)
 
     # hello, join and the five moves: every one through the middleware and the task
     assert seen.count("websocket.receive") == 7
@@ -191,8 +197,4 @@ async def test_invalid_utf8_in_a_text_frame_closes_with_1007(server: Server) -> 
 
     await client.ws.send(b'{"t":"msg","room":"\xff"}', text=True)
 
-    with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(FRAME_TIMEOUT_S):
-            while True:
-                await client.recv()  # frames sent before the close (the join's event)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    assert await _close_code(client) == 1007

@@ -280,35 +280,14 @@ class Gateway:
 
     def _on_frame_now(self, conn: Connection, data: str | bytes) -> bool:
         """The receive fast path, called by the protocol as a message arrives while the
-        connection's task waits in receive(): everything but a join or a leave (which wait for
-        the room) is handled here, without a task switch. False hands the message to that task."""
+        connection's task waits in receive(): what needs no waiting is handled here, without a
+        task switch. False hands the message to that task (decoded once more: joins and leaves
+        are rare)."""
         conn.last_seen = time.monotonic()
         if conn.is_closed:
             return True
         frame = self._decode(conn, data)
-        if frame is None:
-            return True
-        if conn.is_ready and (type(frame) is Join or type(frame) is Leave):
-            return False  # decoded once more by the task: joins and leaves are rare
-        append_now = self._append_now
-        assert append_now is not None  # the fast path is installed only with it
-        try:
-            if type(frame) is Msg and conn.is_ready:
-                item = self._message_input(conn, frame, len(data))
-                try:
-                    append_now(frame.room, item)
-                except RoomNotFoundError as exc:
-                    raise _room_closed() from exc
-            else:
-                self._on_control(conn, frame)
-        except RoomwireError as exc:
-            self._refuse(conn, frame, exc)
-        except Exception:
-            # Raised into the protocol's data_received, a bug would abort the transport without a
-            # close frame; the task's path would have closed with 1011 instead, as this does.
-            log.exception("connection %d: failed to handle a %s frame", conn.id, type(frame).__name__)
-            conn.close(CloseCode.INTERNAL, "internal error")
-        return True
+        return frame is None or self._handle_now(conn, frame, len(data))
 
     def _decode(self, conn: Connection, data: str | bytes) -> ClientFrame | None:
         """The frame in `data`, or None after answering a frame that is not valid."""
@@ -330,19 +309,44 @@ class Gateway:
 
     async def _on_frame(self, conn: Connection, data: str | bytes) -> None:
         frame = self._decode(conn, data)
-        if frame is None:
+        if frame is None or self._handle_now(conn, frame, len(data)):
             return
         try:
-            if type(frame) is Msg and conn.is_ready:
+            if type(frame) is Msg:
                 await self._on_msg(conn, frame, len(data))
-            elif type(frame) is Join and conn.is_ready:
+            elif type(frame) is Join:
                 await self._on_join(conn, frame)
-            elif type(frame) is Leave and conn.is_ready:
+            elif type(frame) is Leave:
                 await self._on_leave(conn, frame)
+        except RoomwireError as exc:
+            self._refuse(conn, frame, exc)
+
+    def _handle_now(self, conn: Connection, frame: ClientFrame, size: int) -> bool:
+        """Handle a frame that needs no waiting, on either path; False for one that does: a join
+        or a leave (they wait for the room), or a message when the room's log is not in-process."""
+        append_now = self._append_now
+        if conn.is_ready and (
+            type(frame) is Join or type(frame) is Leave or (type(frame) is Msg and append_now is None)
+        ):
+            return False
+        try:
+            if type(frame) is Msg and conn.is_ready:
+                assert append_now is not None  # checked above
+                item = self._message_input(conn, frame, size)
+                try:
+                    append_now(frame.room, item)
+                except RoomNotFoundError as exc:
+                    raise _room_closed() from exc
             else:
                 self._on_control(conn, frame)
         except RoomwireError as exc:
             self._refuse(conn, frame, exc)
+        except Exception:
+            # On the fast path a bug would reach the protocol's data_received, which aborts the
+            # transport without a close frame: both paths close with 1011 instead.
+            log.exception("connection %d: failed to handle a %s frame", conn.id, type(frame).__name__)
+            conn.close(CloseCode.INTERNAL, "internal error")
+        return True
 
     def _on_control(self, conn: Connection, frame: ClientFrame) -> None:
         """Frames about the connection itself: ping, hello, and those sent out of turn."""
