@@ -202,6 +202,32 @@ async def test_deleting_a_room_wakes_its_waiting_reader(rb: RedisBackend, raw: R
             await reader
 
 
+async def _blocked_in_xread(raw: Redis) -> int:
+    return sum(1 for c in await raw.client_list() if c["cmd"] == "xread" and "b" in c["flags"])
+
+
+@pytest.mark.parametrize("timeout_s", [30.0, None], ids=["deadline", "no-deadline"])
+@pytest.mark.parametrize("drained", [False, True], ids=["first-read", "after-a-read"])
+async def test_a_reader_blocked_in_xread_is_woken_by_the_append(
+    rb: RedisBackend, raw: Redis, timeout_s: float | None, drained: bool
+) -> None:
+    rid = await new_room(rb)
+    if drained:  # a reader that just got inputs goes straight to XREAD, without the read script
+        assert [o for o, _ in await rb.read_inputs(rid, 0, 10, 0)] == [1]
+    before = await _blocked_in_xread(raw)
+    reader = asyncio.create_task(rb.read_inputs(rid, 1, 10, timeout_s))
+    # Being blocked in the server is state nobody signals: ask the server until it shows.
+    async with asyncio.timeout(WAIT_S):
+        while await _blocked_in_xread(raw) <= before:
+            assert not reader.done(), f"the reader returned without an input: {reader.result()}"
+            await asyncio.sleep(0.01)
+
+    offset = await rb.append_input(rid, msg(7))
+
+    async with asyncio.timeout(WAIT_S):
+        assert await reader == [(offset, msg(7))]
+
+
 async def test_watchers_are_not_woken_for_a_room_with_a_live_lease(rb: RedisBackend) -> None:
     busy, idle = await new_room(rb), await new_room(rb)
     woken: Collector[str] = Collector()

@@ -97,6 +97,22 @@ async def test_room_end_tells_clients_and_removes_room_and_history(server: Serve
     assert refused["code"] == "room_not_found"
 
 
+async def test_a_message_to_a_room_that_is_gone_while_still_joined_is_rejected_room_closed(
+    server: Server,
+) -> None:
+    alice, seat = await server.player(create=True)
+    gateway = server.app.gateway
+    assert gateway is not None
+    # The room is removed without an `ended` commit (as when it ends on another process and the
+    # news has not arrived yet): the gateway still counts alice as a member when she sends.
+    await gateway.backend.delete_room(seat.room)
+
+    msg_id = await alice.msg(seat.room, "move", {"n": 1})
+
+    reject = await alice.recv_until("reject", id=msg_id)
+    assert reject["room"] == seat.room and reject["code"] == "room_closed"
+
+
 async def test_leave_tells_the_client_and_the_room(server: Server) -> None:
     alice, seat = await server.player(create=True)
     bob, _ = await server.player(await server.seat(room=seat.room))

@@ -14,6 +14,7 @@ from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, make_app, servin
 
 from roomwire import GatewaySettings
 from roomwire.gateway.connection import Connection
+from roomwire.protocol.frames import Pong
 from roomwire.testing import serve_app
 
 # ~10 KB broadcasts: 8 MB, twice what the server socket's send buffer holds at most (4 MB),
@@ -95,3 +96,22 @@ async def test_a_stalled_reader_gets_every_event_in_order_after_flow_control(roo
 
     assert got == sent  # every event once, in the room's order
     assert got == list(range(got[0], got[0] + 2 * BLOBS))
+
+
+async def test_a_direct_write_waits_behind_frames_queued_before_it(server: Server) -> None:
+    client, seat = await server.player(create=True)
+    conn = _connection_of(seat.player)
+    assert conn.direct is not None and conn.batch is not None  # the direct-write path is the one under test
+
+    def pong(n: int) -> bytes | str:
+        return conn.wire_for(conn.codec.encode(Pong(id=n)))
+
+    # One commit queues two frames for the connection (flushed when the batch closes); the next
+    # commit, in the same turn, has one frame, which write_now would write at once on its own.
+    with conn.batch:
+        conn.send_wire(pong(1))
+        conn.send_wire(pong(2))
+        conn.write_now(pong(3))
+        assert conn._queue  # still held: nothing was written past the queued frames
+
+    assert [(await client.recv_until("pong"))["id"] for _ in range(3)] == [1, 2, 3]
