@@ -1083,12 +1083,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {server: {} for server in servers}
     # Scenario by scenario, every server back to back, and with --repeat round by round (each
     # server once per round): a noisy minute on a shared machine then hits one row, and every
-    # server in it alike, rather than one server's whole column.
+    # server in it alike, rather than one server's whole column. Every other round runs in the
+    # reverse order, so no server always goes first (right after the previous scenario) or last.
     pins = (server_pin, loadgen_pin)
     for scenario in scenarios:
         measured: dict[str, list[dict[str, Any]]] = {s: [] for s in servers if s not in skipped}
         for attempt in range(args.repeat):
-            for server, runs in measured.items():
+            order = list(measured.items())
+            for server, runs in reversed(order) if attempt % 2 else order:
                 runs.append(run_scenario(server, scenario, args, python, pins, run_dir, attempt))
         for server in servers:
             if server in skipped:
