@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
 from roomwire import App, Player, Room, SetupError
+from roomwire.backends.records import CreateInput, DisconnectInput, JoinInput
+from roomwire.runtime.machine import RoomMachine
+from roomwire.runtime.snapshot import decode_snapshot
 from roomwire.testing import RoomTester
 
 
@@ -119,3 +124,29 @@ def test_state_that_is_not_plain_data_is_rolled_back() -> None:
         alice.send("set", "object")
     assert t.state == {"ok": "fine"}
     assert alice.events_of("set") == [{"v": "fine"}]
+
+
+def test_a_disconnect_of_a_replaced_connection_is_ignored() -> None:
+    # Through two gateways a player can join again before the old connection's disconnect arrives:
+    # that disconnect names the old join (its session) and must not take the player out.
+    _, rt = _app()
+    machine = RoomMachine(rt, "room-1", lambda: 100.0)
+    asyncio.run(machine.apply(CreateInput({}, 100.0)))
+    asyncio.run(machine.apply(JoinInput("alice", {}, "g1-join", 100.0)))
+    asyncio.run(machine.apply(JoinInput("alice", {}, "g2-join", 101.0)))  # again, while connected
+
+    asyncio.run(machine.apply(DisconnectInput("alice", 102.0, session="g1-join")))
+    assert machine.snapshot.players["alice"].connected
+    assert rt.calls == ["join alice"]
+
+    asyncio.run(machine.apply(DisconnectInput("alice", 103.0, session="g2-join")))
+    assert not machine.snapshot.players["alice"].connected
+    assert rt.calls == ["join alice", "disconnect alice connected=False"]
+
+
+def test_a_snapshot_from_before_sessions_still_loads() -> None:
+    old = msgspec.msgpack.encode(
+        {"type": "r", "state": {}, "players": {"alice": ["alice", {}, True, 3, 1.0]}, "timers": []}
+    )
+    record = decode_snapshot(old).players["alice"]
+    assert (record.connected, record.last_id, record.session) == (True, 3, "")

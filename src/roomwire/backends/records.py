@@ -43,10 +43,16 @@ class LeaveInput(msgspec.Struct, frozen=True, tag_field="k", tag="leave", array_
 
 
 class DisconnectInput(msgspec.Struct, frozen=True, tag_field="k", tag="disconnect", array_like=True):
-    """A player's connection dropped; the room keeps the seat for the reconnect grace period."""
+    """A player's connection dropped; the room keeps the seat for the reconnect grace period.
+
+    `session` is the `ref` of the join that connection made: the room ignores the disconnect of a
+    connection the player has since replaced by joining again (through any gateway). "" always
+    applies.
+    """
 
     player: str
     at: float
+    session: str = ""
 
 
 class MessageInput(msgspec.Struct, frozen=True, tag_field="k", tag="msg", array_like=True):

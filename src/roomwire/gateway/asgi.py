@@ -469,7 +469,9 @@ class Gateway:
             fan = self._fanouts.get(room_id)
             if fan is not None and fan.remove(member):
                 try:
-                    await self.backend.append_input(room_id, DisconnectInput(member.player, time.time()))
+                    await self.backend.append_input(
+                        room_id, DisconnectInput(member.player, time.time(), member.session)
+                    )
                 except RoomwireError as exc:
                     log.debug("room %s: disconnect of %s not recorded: %s", room_id, member.player, exc)
         conn.rooms.clear()

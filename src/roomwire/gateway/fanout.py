@@ -29,6 +29,7 @@ class Member:
     buffer: list[OutEvent | Receipt] | None = None
     max_bytes: int = 16 * 1024  # the room type's max_message_bytes
     limiter: Any = None  # the gateway's rate limiter for this player in this room, or None
+    session: str = ""  # the `ref` of the join that made this member (see DisconnectInput)
 
 
 @dataclass(slots=True)
@@ -174,14 +175,21 @@ class RoomFanout:
     def _answer_join(self, receipt: Receipt) -> None:
         pending = self.pending.pop(receipt.ref, None)
         if pending is None:
-            return  # a join made through another gateway
+            if receipt.kind == "joined":
+                # A join made elsewhere (another gateway, or one that timed out here): if the
+                # player is connected here too, that connection is the one replaced.
+                stale = self.members.get(receipt.player)
+                if stale is not None and stale.session != receipt.ref and self.remove(stale):
+                    stale.conn.rooms.pop(self.room_id, None)
+                    stale.conn.send_frame(Left(self.room_id, "replaced"))
+            return
         if receipt.kind == "joined" and not pending.conn.is_closed:
             conn = pending.conn
             old = self.members.get(pending.player)
             if old is not None and old.conn is not conn:
                 old.conn.rooms.pop(self.room_id, None)
                 old.conn.send_frame(Left(self.room_id, "replaced"))
-            member = Member(self.room_id, pending.player, conn, delivered=receipt.seq)
+            member = Member(self.room_id, pending.player, conn, delivered=receipt.seq, session=receipt.ref)
             self.members[pending.player] = member
             conn.rooms[self.room_id] = member
             resumed = pending.since is not None

@@ -167,7 +167,7 @@ class RoomMachine:
         elif isinstance(item, LeaveInput):
             await self._remove_player(item.player, item.reason)
         elif isinstance(item, DisconnectInput):
-            await self._on_disconnect(item.player)
+            await self._on_disconnect(item)
         elif isinstance(item, CreateInput):
             await self._on_create(item.options)
         await self._after_step()
@@ -205,6 +205,7 @@ class RoomMachine:
         if record is not None:  # a reconnect within the grace period: seat kept, no join hook
             was_connected = record.connected
             record.connected = True
+            record.session = item.ref
             self._cancel_builtin(GRACE, item.player)
             self._start_tick()
             self._commit_point()
@@ -220,7 +221,7 @@ class RoomMachine:
                 Receipt(item.player, "refused", item.ref, ErrorCode.ROOM_FULL, "the room is full")
             )
             return
-        record = PlayerRecord(item.player, item.claims, True, 0, self.clock())
+        record = PlayerRecord(item.player, item.claims, True, 0, self.clock(), item.ref)
         self.snapshot.players[item.player] = record
         self.players[item.player] = Player(record)
         self.snapshot.ever_joined = True
@@ -238,10 +239,13 @@ class RoomMachine:
             return
         self.receipts.append(Receipt(item.player, "joined", item.ref, last_id=0, seq=seq_before))
 
-    async def _on_disconnect(self, player: str) -> None:
+    async def _on_disconnect(self, item: DisconnectInput) -> None:
+        player = item.player
         record = self.snapshot.players.get(player)
         if record is None or not record.connected:
             return
+        if item.session and record.session and item.session != record.session:
+            return  # a connection the player replaced by joining again: they are still here
         record.connected = False
         self._add_timer(self.clock() + self.policy.reconnect_grace_s, GRACE, [player], None)
         if self.connected_count == 0:

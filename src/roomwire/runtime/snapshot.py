@@ -15,6 +15,7 @@ class PlayerRecord(msgspec.Struct, array_like=True):
     connected: bool = True
     last_id: int = 0  # last applied client message id (promise 2)
     joined_at: float = 0.0
+    session: str = ""  # `ref` of the join of the player's current connection (see DisconnectInput)
 
 
 class TimerRecord(msgspec.Struct, array_like=True):
