@@ -6,7 +6,8 @@ missing from the events), a doubled one (a k seen twice, or a count above the ac
 a gap (a seq or count skipped). A timer ticks every 0.2 s with its own count, so a timer that
 is lost or fires twice across a failover shows too. A `slow` add blocks its worker for a while
 first, so a test can stop the worker in the middle of a step. `sleepy` rooms hibernate one
-second after the last player leaves.
+second after the last player leaves. A counter room tells its players who disconnected, and the
+gateways keep their presence with a 1 s TTL, so a test sees a killed gateway's players go.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from roomwire import App, Player, Room
+from roomwire import App, GatewaySettings, Player, Room
 
-app = App("faults")
+app = App("faults", settings=GatewaySettings(presence_ttl_s=1.0))
 counter = app.room("counter", max_players=4, rate_limit=None, reconnect_grace_s=60.0, history=100_000)
 sleepy = app.room("sleepy", max_players=2, idle_timeout_s=1.0, auto_dispose=False, reconnect_grace_s=0.5)
 
@@ -51,6 +52,11 @@ def tick(room: Room) -> None:
 def create_counter(room: Room, options: Any) -> None:
     room.state.update(n=0, ticks=0)
     room.every(TICK_S, tick)
+
+
+@counter.on_disconnect
+def disconnected(room: Room, player: Player) -> None:
+    room.broadcast("disconnected", player=player.id)
 
 
 @counter.message("add")

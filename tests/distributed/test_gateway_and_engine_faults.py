@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from distributed_kit import Deployment, RoomFigures, check_room, open_load, opened_backend
+from distributed_kit import WAIT_S, Deployment, RoomFigures, check_room, open_load, opened_backend
+
+from roomwire_client import Client
 
 ROOMS, PLAYERS = 4, 2
 OUTAGE_S = 1.0  # how long the Redis server stays down
@@ -52,6 +54,33 @@ async def test_clients_resume_on_the_other_gateway_without_gap_or_duplicate(
     print(f"  clients now on: {dict(resumed_on)}; every client's events gapless, no duplicate, same order")
     assert resumed_on == {g2: len(load.clients)}
     assert all(f.failed == 0 for f in figures.values()), "no request may fail through a gateway kill"
+
+
+async def test_the_room_disconnects_the_players_of_a_killed_gateway_who_do_not_come_back(
+    deploy: Callable[..., Deployment], redis_url: str
+) -> None:
+    deployment = deploy(redis_url)
+    (g1, g2), _ = await deployment.start(gateways=2, workers=1)
+    lost = Client([g1], reconnect=False, connect_timeout_s=3.0)  # a player who never comes back
+    stays = Client([g2], connect_timeout_s=3.0)
+    try:
+        await lost.login_guest()
+        await stays.login_guest()
+        room = await lost.create("counter")
+        watching = await stays.join(room.id)
+
+        killed_at = time.monotonic()
+        deployment.gateway("g1").kill()  # SIGKILL: no close frame, no disconnect appended by g1
+        async with asyncio.timeout(WAIT_S):
+            async for event in watching.events():
+                if event.type == "disconnected":
+                    break
+        noticed_s = time.monotonic() - killed_at
+    finally:
+        await lost.aclose()
+        await stays.aclose()
+    print(f"\nSIGKILL gateway g1: its player disconnected by the room after {noticed_s:.2f} s (TTL 1 s)")
+    assert event.data == {"player": room.player}
 
 
 async def test_redis_restart_keeps_what_was_committed(

@@ -366,6 +366,7 @@ async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: fl
         lease_ttl_s=lease_ttl,
         code_version=app.version,
         spread_s=spread_s,
+        presence_ttl_s=app.settings.presence_ttl_s,
     )
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")

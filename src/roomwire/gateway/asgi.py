@@ -7,7 +7,6 @@ import contextlib
 import functools
 import itertools
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from roomwire.protocol.frames import (
     Reject,
     Welcome,
 )
+from roomwire.runtime.presence import DEFAULT_PRESENCE_TTL_S, gateway_key, new_gateway_id, new_session
 from roomwire.runtime.roomtype import RoomType
 from roomwire.runtime.worker import Worker
 
@@ -74,6 +74,8 @@ class GatewaySettings:
     join_timeout_s: float = 10.0
     max_protocol_errors: int = 10
     rejoin_ttl_s: float = 6 * 3600.0
+    # How long after a gateway dies workers disconnect its players (at most ~1.5x this).
+    presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
 
 class Limiter:
@@ -125,6 +127,7 @@ class Gateway:
         self.room_types = room_types
         self.signer = signer
         self.settings = settings or GatewaySettings()
+        self.id = new_gateway_id()
         self.code_version = code_version
         self.lobby = Lobby(
             backend, room_types, signer, authenticate, guests=guests, code_version=code_version
@@ -133,7 +136,12 @@ class Gateway:
         self.http = Starlette(routes=[*self.lobby.routes(), *routes])
         self.worker = (
             Worker(
-                room_types, backend, worker_id=worker_id, lease_ttl_s=lease_ttl_s, code_version=code_version
+                room_types,
+                backend,
+                worker_id=worker_id,
+                lease_ttl_s=lease_ttl_s,
+                code_version=code_version,
+                presence_ttl_s=self.settings.presence_ttl_s,
             )
             if run_worker
             else None
@@ -147,6 +155,7 @@ class Gateway:
         self._append_now = getattr(backend, "append_input_nowait", None)
         self._ids = itertools.count(1)
         self._sweeper: asyncio.Task[None] | None = None
+        self._presence: asyncio.Task[None] | None = None
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -159,6 +168,10 @@ class Gateway:
         self._started = True
         if self.manage_backend:
             await self.backend.open()
+        if self.serve_clients:
+            # Present before the first join names this gateway (see runtime.presence).
+            await self._renew_presence()
+            self._presence = asyncio.create_task(self._presence_forever(), name="roomwire-presence")
         if self.worker is not None:
             await self.worker.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="roomwire-sweeper")
@@ -173,10 +186,15 @@ class Gateway:
         writers = [c.writer for c in self._conns.values() if c.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=2.0)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for background in (self._sweeper, self._presence):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+        if self._presence is not None:
+            # Its clients were closed above and their disconnects appended: nothing names it now.
+            with contextlib.suppress(RoomwireError):
+                await self.backend.kv_delete(gateway_key(self.id))
         if self.worker is not None:
             await self.worker.aclose()
         for fan in list(self._fanouts.values()):
@@ -427,7 +445,7 @@ class Gateway:
         if frame.since is not None:
             await self.backend.read_events(frame.room, frame.since)  # HistoryGoneError before joining
         fan = self._fanout(frame.room)
-        ref = secrets.token_hex(8)
+        ref = new_session(self.id)
         rejoin = self.signer.issue_seat(frame.room, seat.player_id, seat.claims, self.settings.rejoin_ttl_s)
         pending = PendingJoin(conn, seat.player_id, frame.since, rejoin)
         fan.pending[ref] = pending
@@ -488,6 +506,19 @@ class Gateway:
         if self._fanouts.get(fan.room_id) is fan:
             del self._fanouts[fan.room_id]
         fan.close()
+
+    async def _renew_presence(self) -> None:
+        ttl_s = self.settings.presence_ttl_s
+        await self.backend.kv_set(gateway_key(self.id), b"1", ttl_s=ttl_s)
+
+    async def _presence_forever(self) -> None:
+        """Keep this gateway's presence key alive, so workers know its players are still here."""
+        while True:
+            await asyncio.sleep(self.settings.presence_ttl_s / 3)
+            try:
+                await self._renew_presence()
+            except RoomwireError:
+                log.warning("gateway %s: could not renew its presence; will retry", self.id)
 
     async def _sweep_forever(self) -> None:
         """Close connections that never said hello, or went silent past two heartbeats."""

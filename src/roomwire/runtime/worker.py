@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from roomwire.backends.base import Backend, Unsubscribe
+from roomwire.backends.records import DisconnectInput
 from roomwire.errors import BackendError, RoomNotFoundError, StaleLeaseError
 from roomwire.runtime.executor import RoomExecutor
+from roomwire.runtime.presence import DEFAULT_PRESENCE_TTL_S, gateway_key, session_gateway
 from roomwire.runtime.roomtype import RoomType
 
 log = logging.getLogger("roomwire.worker")
@@ -45,8 +47,12 @@ class Worker:
         clock: Callable[[], float] = time.time,
         code_version: str = "",
         spread_s: float = 0.0,
+        presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
     ) -> None:
         self.room_types = room_types
+        # Gateways renew their presence every ttl/3; checking every ttl/2 and acting on the
+        # second miss in a row leaves a gateway back from an engine outage time to renew.
+        self.presence_check_s = presence_ttl_s / 2
         # With several workers, each waits spread_s per room it holds before claiming a woken
         # room, so the least loaded worker usually wins the race: rooms spread over workers.
         self.spread_s = spread_s
@@ -60,6 +66,8 @@ class Worker:
         self._unwatch: Unsubscribe | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._presence: asyncio.Task[None] | None = None
+        self._missing_gateways: set[str] = set()
         self._closing = False
 
     @property
@@ -87,6 +95,9 @@ class Worker:
         self._renewer = asyncio.create_task(self._renew_forever(), name=f"roomwire-renew-{self.id}")
         await self.sweep()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"roomwire-sweep-{self.id}")
+        self._presence = asyncio.create_task(
+            self._check_gateways_forever(), name=f"roomwire-presence-{self.id}"
+        )
 
     async def sweep(self) -> None:
         """Claim every room that is neither running somewhere nor hibernating.
@@ -111,6 +122,48 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             await self.sweep()
+
+    async def check_gateways(self) -> None:
+        """Disconnect the players of rooms held here whose gateway is gone (see runtime.presence).
+
+        A gateway counts as gone when its presence key is missing on two checks in a row. The
+        disconnect names the player's session, so a player who has joined again since (through
+        another gateway) is not affected.
+        """
+        players: dict[str, list[tuple[str, str, str]]] = {}  # gateway -> (room, player, session)
+        for room_id, held in list(self._held.items()):
+            for record in held.executor.machine.snapshot.players.values():
+                gateway_id = session_gateway(record.session) if record.connected else None
+                if gateway_id is not None:
+                    players.setdefault(gateway_id, []).append((room_id, record.id, record.session))
+        try:
+            missing = {g for g in players if await self.backend.kv_get(gateway_key(g)) is None}
+        except BackendError:
+            log.warning("worker %s: gateway presence check failed; will retry", self.id)
+            return
+        gone, self._missing_gateways = missing & self._missing_gateways, missing
+        for gateway_id in sorted(gone):
+            log.warning(
+                "worker %s: gateway %s is gone; disconnecting its %d players",
+                self.id,
+                gateway_id,
+                len(players[gateway_id]),
+            )
+            for room_id, player, session in players[gateway_id]:
+                try:
+                    await self.backend.append_input(room_id, DisconnectInput(player, self.clock(), session))
+                except RoomNotFoundError:
+                    continue  # the room ended meanwhile
+                except BackendError:
+                    # The gateway is still missing at the next check, which appends again (a second
+                    # disconnect of a player already disconnected changes nothing).
+                    log.warning("worker %s: disconnect of %s not recorded; will retry", self.id, player)
+                    return
+
+    async def _check_gateways_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence_check_s)
+            await self.check_gateways()
 
     def wake(self, room_id: str) -> None:
         """Make sure the room runs here, unless it already does (called on each append)."""
@@ -192,6 +245,8 @@ class Worker:
         self._closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._presence is not None:
+            self._presence.cancel()
         if self._unwatch is not None:
             self._unwatch()
         for task in list(self._starting.values()):
@@ -201,7 +256,7 @@ class Worker:
         tasks = [h.task for h in self._held.values()] + list(self._starting.values())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for background in (self._sweeper, self._renewer):
+        for background in (self._sweeper, self._renewer, self._presence):
             if background is not None:
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
