@@ -19,6 +19,7 @@ from distributed_kit import ROOMWIRE, WAIT_S, free_port, wait_status
 from fault_app import app
 from rich.console import Console
 
+from roomwire import App
 from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.backends.records import CreateInput, RoomRecord
@@ -147,3 +148,19 @@ def test_status_command_explains_what_it_cannot_read() -> None:
     )
     assert unreachable.returncode == 1 and "error:" in unreachable.stderr, unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+async def test_a_gateway_is_listed_while_it_runs(backend: Backend) -> None:
+    lobby_app = App("status-gateways")
+    lobby_app.room("arena")
+    gateway = lobby_app.build_gateway(backend, run_worker=False, manage_backend=False)
+    await gateway.start()  # its presence is written before it serves anyone
+    try:
+        status = await read_status(backend)
+        assert status.gateways == [gateway.id]
+        console = Console(width=200, record=True, file=io.StringIO())
+        render_status(status, console)
+        assert "1 gateways" in console.export_text()
+    finally:
+        await gateway.aclose()
+    assert (await read_status(backend)).gateways == []  # a gateway that stops removes its presence

@@ -5,6 +5,7 @@ What it reads, all through the Backend interface:
 * `list_rooms()`: every live room, its type and seated players;
 * `kv_scan("rw:hibernating:")`: the rooms a worker evicted from memory (runtime/worker.py marks
   them before it releases their lease);
+* `kv_scan("rw:gateway:")`: the live gateways (runtime/presence.py: each keeps its key renewed);
 * `kv_scan("rw:worker:")`: one report per live worker. Workers started by `roomwire serve`
   publish `Worker.stats()` there every PUBLISH_INTERVAL_S, with a ttl of REPORT_TTL_S, so a
   worker that dies or stalls drops out of the listing within a few seconds. Rates are computed
@@ -30,6 +31,7 @@ from rich.table import Table
 
 from roomwire.backends.base import Backend
 from roomwire.errors import BackendError
+from roomwire.runtime.presence import PRESENCE_PREFIX
 from roomwire.runtime.worker import Worker, hibernation_key
 
 __all__ = [
@@ -116,6 +118,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     by_state: dict[str, int]
     players: int
     events_per_s: float
+    gateways: list[str] = []  # ids of the gateways whose presence is live
 
 
 _encode_report = msgspec.msgpack.Encoder().encode
@@ -235,6 +238,7 @@ async def read_status(
             )
         )
     by_state = {state: sum(1 for room in rooms if room.state == state) for state in _STATES}
+    gateways = sorted(key[len(PRESENCE_PREFIX) :] for key in await backend.kv_scan(PRESENCE_PREFIX))
     return Status(
         at=now,
         rooms=rooms,
@@ -242,6 +246,7 @@ async def read_status(
         by_state=by_state,
         players=sum(r.players for r in rooms),
         events_per_s=round(sum(r.events_per_s or 0.0 for r in rooms), 2),
+        gateways=gateways,
     )
 
 
@@ -259,7 +264,8 @@ def render_status(status: Status, console: Console) -> None:
     console.print(
         f"[bold]{len(status.rooms)} rooms[/]: {counts['active']} active, "
         f"{counts['hibernating']} hibernating, {counts['waiting']} waiting · "
-        f"{status.players} players · {status.events_per_s:g} events/s · {len(status.workers)} workers",
+        f"{status.players} players · {status.events_per_s:g} events/s · {len(status.workers)} workers · "
+        f"{len(status.gateways)} gateways",
         soft_wrap=True,
     )
     if status.workers:

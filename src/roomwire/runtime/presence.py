@@ -13,11 +13,12 @@ from __future__ import annotations
 import secrets
 
 DEFAULT_PRESENCE_TTL_S = 10.0  # a gateway renews its key every third of this
+PRESENCE_PREFIX = "rw:gateway:"
 
 
 def gateway_key(gateway_id: str) -> str:
     """The key-value entry a live gateway keeps renewed."""
-    return f"rw:gateway:{gateway_id}"
+    return PRESENCE_PREFIX + gateway_id
 
 
 def new_gateway_id() -> str:
