@@ -192,7 +192,8 @@ class Gateway:
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
         if self._presence is not None:
-            # Its clients were closed above and their disconnects appended: nothing names it now.
+            # Its clients were told to close above. Should a worker find the key gone before their
+            # disconnects are appended, it appends the same disconnects (a second one changes nothing).
             with contextlib.suppress(RoomwireError):
                 await self.backend.kv_delete(gateway_key(self.id))
         if self.worker is not None:
