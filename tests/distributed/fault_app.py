@@ -7,7 +7,8 @@ a gap (a seq or count skipped). A timer ticks every 0.2 s with its own count, so
 is lost or fires twice across a failover shows too. A `slow` add blocks its worker for a while
 first, so a test can stop the worker in the middle of a step. `sleepy` rooms hibernate one
 second after the last player leaves. A counter room tells its players who disconnected, and the
-gateways keep their presence with a 1 s TTL, so a test sees a killed gateway's players go.
+gateways keep their presence with a 3 s TTL (longer than the Redis restart test's outage), so a
+test sees a killed gateway's players go within seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import msgspec
 
 from roomwire import App, GatewaySettings, Player, Room
 
-app = App("faults", settings=GatewaySettings(presence_ttl_s=1.0))
+app = App("faults", settings=GatewaySettings(presence_ttl_s=3.0))
 counter = app.room("counter", max_players=4, rate_limit=None, reconnect_grace_s=60.0, history=100_000)
 sleepy = app.room("sleepy", max_players=2, idle_timeout_s=1.0, auto_dispose=False, reconnect_grace_s=0.5)
 

@@ -79,7 +79,7 @@ async def test_the_room_disconnects_the_players_of_a_killed_gateway_who_do_not_c
     finally:
         await lost.aclose()
         await stays.aclose()
-    print(f"\nSIGKILL gateway g1: its player disconnected by the room after {noticed_s:.2f} s (TTL 1 s)")
+    print(f"\nSIGKILL gateway g1: its player disconnected by the room after {noticed_s:.2f} s (TTL 3 s)")
     assert event.data == {"player": room.player}
 
 

@@ -19,7 +19,7 @@ from distributed_kit import ROOMWIRE, WAIT_S, free_port, wait_status
 from fault_app import app
 from rich.console import Console
 
-from roomwire import App
+from roomwire import App, GatewaySettings
 from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.backends.records import CreateInput, RoomRecord
@@ -151,11 +151,13 @@ def test_status_command_explains_what_it_cannot_read() -> None:
 
 
 async def test_a_gateway_is_listed_while_it_runs(backend: Backend) -> None:
-    lobby_app = App("status-gateways")
+    lobby_app = App("status-gateways", settings=GatewaySettings(presence_ttl_s=0.3))
     lobby_app.room("arena")
     gateway = lobby_app.build_gateway(backend, run_worker=False, manage_backend=False)
     await gateway.start()  # its presence is written before it serves anyone
     try:
+        assert (await read_status(backend)).gateways == [gateway.id]
+        await asyncio.sleep(1.0)  # over three TTLs: listed still only if it kept renewing
         status = await read_status(backend)
         assert status.gateways == [gateway.id]
         console = Console(width=200, record=True, file=io.StringIO())

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
+from typing import Any
 
-from gateway_harness import Server
+from gateway_harness import FRAME_TIMEOUT_S, Seat, Server, make_app, serving
+
+from roomwire import GatewaySettings, Player, Room
+from roomwire.backends.base import Backend
+from roomwire.runtime.snapshot import PlayerRecord, decode_snapshot
+from roomwire.testing import serve_app
 
 
 async def test_join_without_a_valid_seat_is_refused(server: Server) -> None:
@@ -143,3 +151,50 @@ async def test_lobby_routes_serve_json_and_see_rooms_and_data(server: Server) ->
     hello = await server.http.get("/hello/ada")
     assert hello.status_code == 200 and hello.text == "hello ada"
     assert (await server.http.delete("/stats")).status_code == 405
+
+
+async def test_a_join_that_times_out_leaves_no_player_connected_without_a_connection() -> None:
+    app = make_app(GatewaySettings(join_timeout_s=0.3))
+
+    @app.room_types["arena"].message("nap")
+    async def nap(room: Room, player: Player, msg: Any) -> None:
+        await asyncio.sleep(float(msg))  # keeps the room busy: a join behind it waits
+
+    async with serve_app(app) as url, serving(url, app) as server:
+        seat = await server.seat(create=True)
+        first = await server.connect()
+        joined = await first.join(seat)
+        await first.msg(seat.room, "nap", 1.0)
+        second = await server.connect()
+        refused = await second.join(joined["rejoin"], room=seat.room)
+        assert refused["t"] == "error"  # the join timed out; the client gives up on it
+        await second.aclose()
+
+        # Once the room gets to it, the join replaces the first connection (the room's view),
+        # and the disconnect the gateway appended for the timed-out join takes the player out.
+        assert (await first.recv_until("left", room=seat.room))["reason"] == "replaced"
+        gateway = app.gateway
+        assert gateway is not None
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            while (await _record(gateway.backend, seat)).connected:  # noqa: ASYNC110 - no event for it
+                await asyncio.sleep(0.02)
+
+
+async def _record(backend: Backend, seat: Seat) -> PlayerRecord:
+    loaded = await backend.load(seat.room)
+    assert loaded is not None
+    return decode_snapshot(loaded.snapshot).players[seat.player]
+
+
+async def test_a_gateway_whose_presence_lapsed_closes_its_clients_with_1012() -> None:
+    app = make_app(GatewaySettings(presence_ttl_s=0.3))
+    async with serve_app(app) as url, serving(url, app) as server:
+        client, _ = await server.player(create=True)
+        # The whole process stalls for two TTLs (as under SIGSTOP or a paused VM): rooms may have
+        # counted this gateway as gone meanwhile, so its clients must resume to be counted again.
+        time.sleep(0.6)  # noqa: ASYNC251 - deliberate: the stall under test, not a wait
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await client.ws.wait_closed()
+        assert client.ws.close_code == 1012
+        again, _ = await server.player(create=True)  # the gateway serves on
+        assert not again.ws.close_code

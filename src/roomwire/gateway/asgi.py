@@ -74,7 +74,7 @@ class GatewaySettings:
     join_timeout_s: float = 10.0
     max_protocol_errors: int = 10
     rejoin_ttl_s: float = 6 * 3600.0
-    # How long after a gateway dies workers disconnect its players (at most ~1.5x this).
+    # Gateway presence TTL: workers disconnect a dead gateway's players 7/6 to 2 TTL after it died.
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
 
@@ -456,6 +456,11 @@ class Gateway:
             )
             receipt = await asyncio.wait_for(asyncio.shield(pending.outcome), self.settings.join_timeout_s)
         except TimeoutError as exc:
+            # The room may still apply the join later, and no connection here would hold it: the
+            # disconnect of that join (ignored if it never applies or is replaced) keeps the room
+            # from counting the player as connected for ever.
+            with contextlib.suppress(RoomwireError):
+                await self.backend.append_input(frame.room, DisconnectInput(seat.player_id, time.time(), ref))
             raise RoomwireError("the room did not answer the join in time") from exc
         except RoomNotFoundError as exc:
             raise _room_closed() from exc
@@ -513,13 +518,33 @@ class Gateway:
         await self.backend.kv_set(gateway_key(self.id), b"1", ttl_s=ttl_s)
 
     async def _presence_forever(self) -> None:
-        """Keep this gateway's presence key alive, so workers know its players are still here."""
+        """Keep this gateway's presence key alive, so workers know its players are still here.
+
+        A renewal that comes a TTL or more after the last good one (the gateway was stalled, or
+        cut off from the engine) may come after workers counted this gateway as gone and
+        disconnected its players: its clients are then closed with 1012, and resume (rejoin),
+        which makes them connected again in their rooms.
+        """
+        ttl_s = self.settings.presence_ttl_s
+        renewed_at = time.monotonic()
         while True:
-            await asyncio.sleep(self.settings.presence_ttl_s / 3)
+            await asyncio.sleep(ttl_s / 3)
             try:
                 await self._renew_presence()
             except RoomwireError:
                 log.warning("gateway %s: could not renew its presence; will retry", self.id)
+                continue
+            now = time.monotonic()
+            if now - renewed_at >= ttl_s and self._conns:
+                log.warning(
+                    "gateway %s: presence lapsed for %.1f s; closing %d connections so they resume",
+                    self.id,
+                    now - renewed_at,
+                    len(self._conns),
+                )
+                for conn in list(self._conns.values()):
+                    conn.close(CloseCode.SERVICE_RESTART, "presence lapsed: reconnect and resume")
+            renewed_at = now
 
     async def _sweep_forever(self) -> None:
         """Close connections that never said hello, or went silent past two heartbeats."""

@@ -164,8 +164,10 @@ class RoomFanout:
             else:
                 conn.send_frame(Error(receipt.code, receipt.message, self.room_id, receipt.log_ref or None))
         elif receipt.kind == "removed":
-            if receipt.message in ("left", "disconnected"):
-                return  # the client asked to leave (told already) or is gone
+            if receipt.message == "left":
+                return  # the client asked to leave: told already
+            # Also "disconnected" for a member still here: the room ran out this player's grace
+            # (its gateway's presence had lapsed), so the connection must learn it is out.
             if self.remove(member):
                 conn.rooms.pop(self.room_id, None)
                 conn.send_frame(Left(self.room_id, "removed", receipt.message))

@@ -36,6 +36,7 @@ class CloseCode(IntEnum):
     POLICY = 1008  # Origin not allowed
     TOO_BIG = 1009  # frame over max_frame_bytes
     INTERNAL = 1011
+    SERVICE_RESTART = 1012  # this server's presence lapsed (stalled or cut off): reconnect and resume
     PROTOCOL = 4000  # repeated or fatal protocol violations
     UNAUTHORIZED = 4001
     SLOW_CONSUMER = 4002  # the connection's send queue overflowed: reconnect and resume

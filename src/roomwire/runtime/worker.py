@@ -163,7 +163,11 @@ class Worker:
     async def _check_gateways_forever(self) -> None:
         while True:
             await asyncio.sleep(self.presence_check_s)
-            await self.check_gateways()
+            try:
+                await self.check_gateways()
+            except Exception:
+                # A bug here must not end presence checking for the rest of the worker's life.
+                log.exception("worker %s: gateway presence check failed", self.id)
 
     def wake(self, room_id: str) -> None:
         """Make sure the room runs here, unless it already does (called on each append)."""
