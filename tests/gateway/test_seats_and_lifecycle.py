@@ -12,6 +12,7 @@ from gateway_harness import FRAME_TIMEOUT_S, Seat, Server, make_app, serving
 
 from roomwire import GatewaySettings, Player, Room
 from roomwire.backends.base import Backend
+from roomwire.backends.records import DisconnectInput
 from roomwire.runtime.snapshot import PlayerRecord, decode_snapshot
 from roomwire.testing import serve_app
 
@@ -190,11 +191,30 @@ async def test_a_gateway_whose_presence_lapsed_closes_its_clients_with_1012() ->
     app = make_app(GatewaySettings(presence_ttl_s=0.3))
     async with serve_app(app) as url, serving(url, app) as server:
         client, _ = await server.player(create=True)
-        # The whole process stalls for two TTLs (as under SIGSTOP or a paused VM): rooms may have
+        # The whole process stalls for three TTLs (as under SIGSTOP or a paused VM): rooms may have
         # counted this gateway as gone meanwhile, so its clients must resume to be counted again.
-        time.sleep(0.6)  # noqa: ASYNC251 - deliberate: the stall under test, not a wait
+        time.sleep(0.9)  # noqa: ASYNC251 - deliberate: the stall under test, not a wait
         async with asyncio.timeout(FRAME_TIMEOUT_S):
             await client.ws.wait_closed()
         assert client.ws.close_code == 1012
         again, _ = await server.player(create=True)  # the gateway serves on
         assert not again.ws.close_code
+
+
+async def test_a_member_the_room_removed_while_it_was_still_connected_is_told() -> None:
+    app = make_app()
+    app.room("quick", reconnect_grace_s=0.2)
+    async with serve_app(app) as url, serving(url, app) as server:
+        seat = await server.seat("quick", create=True)
+        client = await server.connect()
+        assert (await client.join(seat))["t"] == "joined"
+        await server.player(await server.seat(room=seat.room))  # someone stays: the room goes on
+        gateway = app.gateway
+        assert gateway is not None
+        # What a worker appends for a gateway it counted as gone (its presence had lapsed) while
+        # the connection is in fact still here: after the grace the room removes the player.
+        session = (await _record(gateway.backend, seat)).session
+        await gateway.backend.append_input(seat.room, DisconnectInput(seat.player, time.time(), session))
+
+        left = await client.recv_until("left", room=seat.room)
+        assert (left["reason"], left["detail"]) == ("removed", "disconnected")

@@ -456,17 +456,21 @@ class Gateway:
             )
             receipt = await asyncio.wait_for(asyncio.shield(pending.outcome), self.settings.join_timeout_s)
         except TimeoutError as exc:
-            # The room may still apply the join later, and no connection here would hold it: the
-            # disconnect of that join (ignored if it never applies or is replaced) keeps the room
-            # from counting the player as connected for ever.
-            with contextlib.suppress(RoomwireError):
-                await self.backend.append_input(frame.room, DisconnectInput(seat.player_id, time.time(), ref))
-            raise RoomwireError("the room did not answer the join in time") from exc
+            self._forget_join(fan, ref)  # from now on its receipt finds nobody waiting: no member
+            if not pending.outcome.done():
+                # The room may still apply the join, and no connection here would hold it: the
+                # disconnect of that join (ignored if it never applies or is replaced) keeps the
+                # room from counting the player as connected for ever.
+                with contextlib.suppress(RoomwireError):
+                    await self.backend.append_input(
+                        frame.room, DisconnectInput(seat.player_id, time.time(), ref)
+                    )
+                raise RoomwireError("the room did not answer the join in time") from exc
+            receipt = pending.outcome.result()  # answered just as the wait ran out
         except RoomNotFoundError as exc:
             raise _room_closed() from exc
         finally:
-            if fan.pending.pop(ref, None) is not None and not fan.members:
-                self._drop_fanout(fan)
+            self._forget_join(fan, ref)
         if receipt.kind == "refused":
             conn.send_frame(Error(receipt.code, receipt.message, frame.room))
             return
@@ -475,6 +479,10 @@ class Gateway:
             member.max_bytes = room_type.policy.max_message_bytes
             rate = room_type.policy.rate_limit
             member.limiter = Limiter(rate) if rate is not None else None
+
+    def _forget_join(self, fan: RoomFanout, ref: str) -> None:
+        if fan.pending.pop(ref, None) is not None and not fan.members:
+            self._drop_fanout(fan)
 
     async def _on_leave(self, conn: Connection, frame: Leave) -> None:
         member = conn.rooms.pop(frame.room, None)
@@ -520,31 +528,34 @@ class Gateway:
     async def _presence_forever(self) -> None:
         """Keep this gateway's presence key alive, so workers know its players are still here.
 
-        A renewal that comes a TTL or more after the last good one (the gateway was stalled, or
-        cut off from the engine) may come after workers counted this gateway as gone and
-        disconnected its players: its clients are then closed with 1012, and resume (rejoin),
-        which makes them connected again in their rooms.
+        Workers count a gateway as gone when its key is missing on two checks TTL/2 apart, which
+        takes 1.5 TTL or more between two good renewals. A renewal that ends that long after the
+        previous good one began (the gateway was stalled, or cut off from the engine) may come
+        after workers disconnected its players: its clients are then closed with 1012, and resume
+        (rejoin), which makes them connected again in their rooms.
         """
         ttl_s = self.settings.presence_ttl_s
-        renewed_at = time.monotonic()
+        last_good = time.monotonic()  # when the last good renewal began (start() made one)
         while True:
             await asyncio.sleep(ttl_s / 3)
+            began = time.monotonic()
             try:
                 await self._renew_presence()
             except RoomwireError:
                 log.warning("gateway %s: could not renew its presence; will retry", self.id)
                 continue
-            now = time.monotonic()
-            if now - renewed_at >= ttl_s and self._conns:
+            lapse = time.monotonic() - last_good
+            last_good = began
+            if lapse >= 1.5 * ttl_s and self._conns:
                 log.warning(
-                    "gateway %s: presence lapsed for %.1f s; closing %d connections so they resume",
+                    "gateway %s: %.1f s between good presence renewals; closing %d connections "
+                    "so they resume",
                     self.id,
-                    now - renewed_at,
+                    lapse,
                     len(self._conns),
                 )
                 for conn in list(self._conns.values()):
                     conn.close(CloseCode.SERVICE_RESTART, "presence lapsed: reconnect and resume")
-            renewed_at = now
 
     async def _sweep_forever(self) -> None:
         """Close connections that never said hello, or went silent past two heartbeats."""
