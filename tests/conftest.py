@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+
+from roomwire.backends import backend_from_url
+from roomwire.backends.base import Backend
 
 # --- engine availability (backends) ------------------------------------------------------------
 # A test that needs a real engine asks for the `require_engine` fixture and calls it, e.g.
@@ -50,3 +53,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # --- end of engine availability ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    """An open in-memory backend (tests/backends overrides this with one per engine)."""
+    b = backend_from_url("memory://")
+    await b.open()
+    try:
+        yield b
+    finally:
+        await b.aclose()

@@ -11,16 +11,14 @@ import asyncio
 import io
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import msgspec
-import pytest
 from distributed_kit import ROOMWIRE, WAIT_S, free_port, wait_status
 from fault_app import app
 from rich.console import Console
 
 from roomwire import App, GatewaySettings
-from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.backends.records import CreateInput, RoomRecord
 from roomwire.cli.status import (
@@ -33,16 +31,6 @@ from roomwire.cli.status import (
     status_json,
 )
 from roomwire.runtime.worker import Worker
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    b = backend_from_url("memory://")
-    await b.open()
-    try:
-        yield b
-    finally:
-        await b.aclose()
 
 
 async def _create(backend: Backend, room_id: str, room_type: str) -> None:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from roomwire import App, Player, Room
-from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.backends.records import CreateInput, Input, JoinInput, RoomRecord
 from roomwire.runtime.presence import gateway_key, new_gateway_id, new_session, session_gateway
@@ -25,16 +24,6 @@ disconnected: list[str] = []
 @arena.on_disconnect
 def on_disconnect(room: Room, player: Player) -> None:
     disconnected.append(player.id)
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    b = backend_from_url("memory://")
-    await b.open()
-    try:
-        yield b
-    finally:
-        await b.aclose()
 
 
 @pytest.fixture
