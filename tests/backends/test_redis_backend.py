@@ -202,8 +202,9 @@ async def test_deleting_a_room_wakes_its_waiting_reader(rb: RedisBackend, raw: R
             await reader
 
 
-async def _blocked_in_xread(raw: Redis) -> int:
-    return sum(1 for c in await raw.client_list() if c["cmd"] == "xread" and "b" in c["flags"])
+async def _blocked_in_xread(raw: Redis) -> set[str]:
+    """Ids of the server's clients blocked in XREAD now (a set: other tests' readers come and go)."""
+    return {c["id"] for c in await raw.client_list() if c["cmd"] == "xread" and "b" in c["flags"]}
 
 
 @pytest.mark.parametrize("timeout_s", [30.0, None], ids=["deadline", "no-deadline"])
@@ -218,7 +219,7 @@ async def test_a_reader_blocked_in_xread_is_woken_by_the_append(
     reader = asyncio.create_task(rb.read_inputs(rid, 1, 10, timeout_s))
     # Being blocked in the server is state nobody signals: ask the server until it shows.
     async with asyncio.timeout(WAIT_S):
-        while await _blocked_in_xread(raw) <= before:
+        while not await _blocked_in_xread(raw) - before:
             assert not reader.done(), f"the reader returned without an input: {reader.result()}"
             await asyncio.sleep(0.01)
 

@@ -188,12 +188,12 @@ async def _record(backend: Backend, seat: Seat) -> PlayerRecord:
 
 
 async def test_a_gateway_whose_presence_lapsed_closes_its_clients_with_1012() -> None:
-    app = make_app(GatewaySettings(presence_ttl_s=0.3))
+    app = make_app(GatewaySettings(presence_ttl_s=0.5))  # closes after 0.75 s between renewals
     async with serve_app(app) as url, serving(url, app) as server:
         client, _ = await server.player(create=True)
-        # The whole process stalls for three TTLs (as under SIGSTOP or a paused VM): rooms may have
+        # The whole process stalls for 2.4 TTLs (as under SIGSTOP or a paused VM): rooms may have
         # counted this gateway as gone meanwhile, so its clients must resume to be counted again.
-        time.sleep(0.9)  # noqa: ASYNC251 - deliberate: the stall under test, not a wait
+        time.sleep(1.2)  # noqa: ASYNC251 - deliberate: the stall under test, not a wait
         async with asyncio.timeout(FRAME_TIMEOUT_S):
             await client.ws.wait_closed()
         assert client.ws.close_code == 1012
