@@ -26,20 +26,31 @@ class CreateInput(msgspec.Struct, frozen=True, tag_field="k", tag="create", arra
 
 
 class JoinInput(msgspec.Struct, frozen=True, tag_field="k", tag="join", array_like=True):
-    """A player (identified by a verified seat) asks to enter; `ref` correlates the receipt."""
+    """A player (identified by a verified seat) asks to enter; `ref` correlates the receipt.
+
+    `ref` also names the *session* the join opens: every later input of that connection carries
+    it. `rejoin` is True when the seat was a `joined.rejoin` seat: such a join continues a
+    membership, so the room refuses it for a player it no longer remembers (promise 2).
+    """
 
     player: str
     claims: dict[str, Any]
     ref: str
     at: float
+    rejoin: bool = False
 
 
 class LeaveInput(msgspec.Struct, frozen=True, tag_field="k", tag="leave", array_like=True):
-    """A player left for good (`left`), or timed out."""
+    """A player left for good (`left`), or timed out.
+
+    `session`: the join `ref` of the connection that left; the room ignores the leave of a
+    session the player has replaced by joining again. "" always applies.
+    """
 
     player: str
     reason: str
     at: float
+    session: str = ""
 
 
 class DisconnectInput(msgspec.Struct, frozen=True, tag_field="k", tag="disconnect", array_like=True):
@@ -56,13 +67,18 @@ class DisconnectInput(msgspec.Struct, frozen=True, tag_field="k", tag="disconnec
 
 
 class MessageInput(msgspec.Struct, frozen=True, tag_field="k", tag="msg", array_like=True):
-    """A game message from a player; `id` is the client message id (None: fire and forget)."""
+    """A game message from a player; `id` is the client message id (None: fire and forget).
+
+    `session`: the join `ref` of the connection that sent it; the room refuses (`replaced`) a
+    message of a session the player has replaced by joining again. "" always applies.
+    """
 
     player: str
     type: str
     data: Any
     id: int | None
     at: float
+    session: str = ""
 
 
 Input = CreateInput | JoinInput | LeaveInput | DisconnectInput | MessageInput
@@ -95,6 +111,8 @@ class Receipt(msgspec.Struct, frozen=True, array_like=True):
 
     kind: ack/dup/reject answer a message (`ref` = client id as str); joined/refused answer a
     join (`ref` = the join's ref); removed tells a player they are no longer in the room.
+    `session`: the session (join ref) of the input answered (for `removed`: the membership
+    removed); gateways deliver a receipt only to the connection of that session ("": any).
     """
 
     player: str
@@ -105,6 +123,7 @@ class Receipt(msgspec.Struct, frozen=True, array_like=True):
     last_id: int = 0  # joined: the last applied client message id of the player
     seq: int = 0  # joined: the room seq before the join step; events after it are the player's
     log_ref: str = ""  # reject with code internal: the reference id in the server log
+    session: str = ""
 
 
 class Commit(msgspec.Struct, frozen=True):

@@ -73,7 +73,7 @@ class GatewaySettings:
     allowed_origins: tuple[str, ...] | None = None
     join_timeout_s: float = 10.0
     max_protocol_errors: int = 10
-    rejoin_ttl_s: float = 6 * 3600.0
+    rejoin_ttl_s: float = 6 * 3600.0  # caps each room type's rejoin_ttl_s (RoomPolicy)
     # Gateway presence TTL: workers disconnect a dead gateway's players 7/6 to 2 TTL after it died.
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
@@ -424,7 +424,7 @@ class Gateway:
             raise RateLimitedError(f"over the rate limit of {limiter.rate:g} messages per second")
         if frame.id is not None and frame.id <= 0:
             raise ProtocolError("message id must be a positive integer")
-        return MessageInput(member.player, frame.type, frame.data, frame.id, time.time())
+        return MessageInput(member.player, frame.type, frame.data, frame.id, time.time(), member.session)
 
     async def _on_msg(self, conn: Connection, frame: Msg, size: int) -> None:
         item = self._message_input(conn, frame, size)
@@ -447,12 +447,15 @@ class Gateway:
             await self.backend.read_events(frame.room, frame.since)  # HistoryGoneError before joining
         fan = self._fanout(frame.room)
         ref = new_session(self.id)
-        rejoin = self.signer.issue_seat(frame.room, seat.player_id, seat.claims, self.settings.rejoin_ttl_s)
+        # The room type's rejoin_ttl_s is also how long the room remembers a removed player's ids;
+        # GatewaySettings.rejoin_ttl_s caps it (promise 2: a seat never outlives that memory).
+        rejoin_ttl_s = min(room_type.policy.rejoin_ttl_s, self.settings.rejoin_ttl_s)
+        rejoin = self.signer.issue_seat(frame.room, seat.player_id, seat.claims, rejoin_ttl_s, rejoin=True)
         pending = PendingJoin(conn, seat.player_id, frame.since, rejoin)
         fan.pending[ref] = pending
         try:
             await self.backend.append_input(
-                frame.room, JoinInput(seat.player_id, seat.claims, ref, time.time())
+                frame.room, JoinInput(seat.player_id, seat.claims, ref, time.time(), seat.rejoin)
             )
             receipt = await asyncio.wait_for(asyncio.shield(pending.outcome), self.settings.join_timeout_s)
         except TimeoutError as exc:
@@ -493,7 +496,9 @@ class Gateway:
             fan.remove(member)
         conn.send_frame(Left(frame.room, "left"))
         with contextlib.suppress(RoomNotFoundError):
-            await self.backend.append_input(frame.room, LeaveInput(member.player, "left", time.time()))
+            await self.backend.append_input(
+                frame.room, LeaveInput(member.player, "left", time.time(), member.session)
+            )
 
     async def _on_disconnect(self, conn: Connection) -> None:
         await conn.aclose_writer()

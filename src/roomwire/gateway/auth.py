@@ -27,6 +27,7 @@ class Seat(msgspec.Struct, frozen=True):
     player_id: str
     claims: dict[str, Any]
     expires_at: float
+    rejoin: bool = False  # a `joined.rejoin` seat: continues a membership (see JoinInput.rejoin)
 
 
 class TokenSigner:
@@ -51,15 +52,19 @@ class TokenSigner:
         payload = self._decode(token, "id", "token")
         return Identity(payload["sub"], payload.get("claims") or {})
 
-    def issue_seat(self, room: str, player_id: str, claims: dict[str, Any], ttl_s: float) -> str:
-        """A seat: lets `player_id` join `room` within ttl_s seconds."""
-        payload = {
+    def issue_seat(
+        self, room: str, player_id: str, claims: dict[str, Any], ttl_s: float, *, rejoin: bool = False
+    ) -> str:
+        """A seat: lets `player_id` join `room` within ttl_s seconds; `rejoin`: a `joined.rejoin` seat."""
+        payload: dict[str, Any] = {
             "sub": player_id,
             "kind": "seat",
             "room": room,
             "claims": claims,
             "exp": int(time.time() + ttl_s),
         }
+        if rejoin:
+            payload["rejoin"] = True
         return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
 
     def verify_seat(self, token: str, room: str) -> Seat:
@@ -67,7 +72,13 @@ class TokenSigner:
         payload = self._decode(token, "seat", "seat")
         if payload.get("room") != room:
             raise ForbiddenError("this seat is for another room")
-        return Seat(payload["room"], payload["sub"], payload.get("claims") or {}, float(payload["exp"]))
+        return Seat(
+            payload["room"],
+            payload["sub"],
+            payload.get("claims") or {},
+            float(payload["exp"]),
+            payload.get("rejoin") is True,
+        )
 
     def _decode(self, token: str, kind: str, what: str) -> dict[str, Any]:
         if not isinstance(token, str) or not token:

@@ -149,6 +149,10 @@ class RoomFanout:
                     conn.send_wire(data)
 
     def _send_receipt(self, member: Member, receipt: Receipt) -> None:
+        if receipt.session and member.session and receipt.session != member.session:
+            # Promise 2: it answers an input of a connection this player has since replaced (that
+            # one was told `left replaced`); this connection must not take it for its own.
+            return
         conn = member.conn
         if receipt.kind == "ack":
             conn.send_frame(Ack(self.room_id, int(receipt.ref)))
@@ -164,8 +168,11 @@ class RoomFanout:
             else:
                 conn.send_frame(Error(receipt.code, receipt.message, self.room_id, receipt.log_ref or None))
         elif receipt.kind == "removed":
-            if receipt.message == "left":
-                return  # the client asked to leave: told already
+            if receipt.message == "left" and not receipt.session:
+                # A receipt from before receipts named their session: it may answer this
+                # player's own `leave`, which was told `left` already. (With a session, a
+                # member here can only be the one removed: the leaving one was detached first.)
+                return
             # Also "disconnected" for a member still here: the room ran out this player's grace
             # (its gateway's presence had lapsed), so the connection must learn it is out.
             if self.remove(member):

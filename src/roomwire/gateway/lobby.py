@@ -14,9 +14,17 @@ from starlette.routing import Route
 
 from roomwire.backends.base import Backend
 from roomwire.backends.records import CreateInput, RoomRecord
-from roomwire.errors import ProtocolError, RoomFullError, RoomNotFoundError, RoomwireError, UnauthorizedError
+from roomwire.errors import (
+    ForbiddenError,
+    ProtocolError,
+    RoomFullError,
+    RoomNotFoundError,
+    RoomwireError,
+    UnauthorizedError,
+)
 from roomwire.gateway.auth import Identity, TokenSigner
 from roomwire.gateway.errors import error_response
+from roomwire.runtime.bans import ban_key
 from roomwire.runtime.roomtype import RoomType
 
 Authenticator = Callable[[Request], Awaitable[Identity | None]]
@@ -131,8 +139,8 @@ class Lobby:
                 continue
             try:
                 answer = await self._seat(record, identity)
-            except (RoomFullError, RoomNotFoundError):
-                continue  # filled or ended since it was listed: try the next one
+            except (RoomFullError, RoomNotFoundError, ForbiddenError):
+                continue  # filled or ended since it was listed, or banned from it: try the next one
             return JSONResponse({**answer, "created": False})
         record = await self._create_room(body.type, body.options, {**body.filters, **body.meta}, False)
         return JSONResponse({**await self._seat(record, identity), "created": True})
@@ -173,6 +181,8 @@ class Lobby:
 
     async def _seat(self, record: RoomRecord, identity: Identity) -> dict[str, Any]:
         policy = self._room_type(record.type).policy
+        if await self.backend.kv_get(ban_key(record.id, identity.player_id)) is not None:
+            raise ForbiddenError(f"you were banned from room {record.id!r}")
         if not await self.backend.reserve_seat(record.id, identity.player_id, policy.seat_ttl_s):
             raise RoomFullError(f"room {record.id!r} is full")
         seat = self.signer.issue_seat(record.id, identity.player_id, identity.claims, policy.seat_ttl_s)

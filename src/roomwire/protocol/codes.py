@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     MESSAGE_TOO_LARGE = "message_too_large"  # message data exceeds the room type's max_message_bytes
     REJECTED = "rejected"  # game code refused the input (RejectedError)
     RATE_LIMITED = "rate_limited"  # the player exceeded the room type's rate limit
+    REPLACED = "replaced"  # the message's connection was replaced by a newer join of the same player
+    ID_EXPIRED = "id_expired"  # the room no longer knows this message id's outcome; not applied
     HISTORY_GONE = "history_gone"  # resume asked for events older than the kept history
     UNAVAILABLE = "unavailable"  # the engine behind the server is unreachable; resend with the same id
     INTERNAL = "internal"  # a server-side bug; the detail is only in the server log

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from roomwire.backends.base import Backend
 from roomwire.backends.records import Commit, Loaded
-from roomwire.errors import BackendUnavailableError, RoomNotFoundError, StaleLeaseError
+from roomwire.errors import BackendError, BackendUnavailableError, RoomNotFoundError, StaleLeaseError
+from roomwire.runtime.bans import BAN_KEY_TTL_S, ban_key
 from roomwire.runtime.machine import RoomMachine
 from roomwire.runtime.roomtype import RoomType
 
@@ -163,6 +164,23 @@ class RoomExecutor:
         self._committed_offset = self.offset
         self.commits_total += 1
         self.events_total += len(events)
+        await self._publish_bans()
+
+    async def _publish_bans(self) -> None:
+        """Tell the lobby about bans the commit made, or drop the keys of a room that ended."""
+        machine = self.machine
+        bans, machine.new_bans = machine.new_bans, []
+        if machine.ended is not None:
+            bans = list(machine.snapshot.banned)
+        for player in bans:
+            key = ban_key(self.room_id, player)
+            try:
+                if machine.ended is not None:
+                    await self.backend.kv_delete(key)
+                else:
+                    await self.backend.kv_set(key, b"1", ttl_s=BAN_KEY_TTL_S)
+            except BackendError as exc:  # the room itself still refuses the player's joins
+                log.warning("room %s: ban of %s not shown to the lobby: %s", self.room_id, player, exc)
 
     async def _was_applied(self, commit: Commit) -> bool:
         try:

@@ -29,9 +29,17 @@ from roomwire.backends.records import (
 )
 from roomwire.errors import RejectedError, SetupError
 from roomwire.protocol.codes import ErrorCode
+from roomwire.runtime.ids import take_id
 from roomwire.runtime.room import Player, Room, timer_path
 from roomwire.runtime.roomtype import RoomType
-from roomwire.runtime.snapshot import PlayerRecord, Snapshot, TimerRecord, decode_snapshot, encode_snapshot
+from roomwire.runtime.snapshot import (
+    DepartedRecord,
+    PlayerRecord,
+    Snapshot,
+    TimerRecord,
+    decode_snapshot,
+    encode_snapshot,
+)
 
 log = logging.getLogger("roomwire.room")
 
@@ -41,6 +49,10 @@ Clock = Callable[[], float]
 GRACE = "@grace"  # args [player]: the reconnect grace of a disconnected player ran out
 LIFETIME = "@lifetime"  # the room reached max_lifetime_s
 EMPTY = "@empty"  # nobody ever joined the room
+
+# Removed players whose message ids a room remembers (promise 2); past it the oldest departure is
+# forgotten, and that player's rejoin seat is refused instead of being answered as a resume.
+MAX_DEPARTED = 1024
 
 
 class _StepFailed(Exception):
@@ -87,7 +99,8 @@ class RoomMachine:
         self.receipts: list[Receipt] = []
         self.ended: str | None = None
         self._end_request: str | None = None
-        self._kicks: list[tuple[str, str]] = []
+        self._kicks: list[tuple[str, str, bool]] = []
+        self.new_bans: list[str] = []  # players banned by committed steps, for the lobby (executor)
 
     # --- what handlers call (through Room) -------------------------------------------------------
 
@@ -116,9 +129,9 @@ class RoomMachine:
         """End the room once the current step succeeds."""
         self._end_request = str(reason)
 
-    def request_kick(self, player: str, reason: str) -> None:
-        """Remove a player once the current step succeeds."""
-        self._kicks.append((player, reason))
+    def request_kick(self, player: str, reason: str, ban: bool = False) -> None:
+        """Remove a player once the current step succeeds; `ban` refuses them for the room's life."""
+        self._kicks.append((player, reason, ban))
 
     # --- what the driver calls --------------------------------------------------------------------
 
@@ -165,7 +178,7 @@ class RoomMachine:
         elif isinstance(item, JoinInput):
             await self._on_join(item)
         elif isinstance(item, LeaveInput):
-            await self._remove_player(item.player, item.reason)
+            await self._on_leave(item)
         elif isinstance(item, DisconnectInput):
             await self._on_disconnect(item)
         elif isinstance(item, CreateInput):
@@ -200,6 +213,11 @@ class RoomMachine:
             self.request_end("create failed")
 
     async def _on_join(self, item: JoinInput) -> None:
+        banned = self.snapshot.banned.get(item.player)
+        if banned is not None:
+            message = f"you were banned from this room ({banned})"
+            self.receipts.append(Receipt(item.player, "refused", item.ref, ErrorCode.FORBIDDEN, message))
+            return
         record = self.snapshot.players.get(item.player)
         seq_before = self.snapshot.seq
         if record is not None:  # a reconnect within the grace period: seat kept, no join hook
@@ -216,12 +234,30 @@ class RoomMachine:
                 Receipt(item.player, "joined", item.ref, last_id=record.last_id, seq=seq_before)
             )
             return
+        self._forget_departed()
+        departed = self.snapshot.departed.get(item.player)
+        if departed is None and item.rejoin:
+            # Promise 2: this seat continues a membership whose message ids the room no longer
+            # knows; answering it as a resume would let a resend be applied twice.
+            self.receipts.append(
+                Receipt(
+                    item.player,
+                    "refused",
+                    item.ref,
+                    ErrorCode.UNAUTHORIZED,
+                    "this rejoin seat has expired: the room no longer remembers you; get a new seat",
+                )
+            )
+            return
         if len(self.snapshot.players) >= self.policy.max_players:
             self.receipts.append(
                 Receipt(item.player, "refused", item.ref, ErrorCode.ROOM_FULL, "the room is full")
             )
             return
         record = PlayerRecord(item.player, item.claims, True, 0, self.clock(), item.ref)
+        if departed is not None:  # a new membership; its message ids continue (promise 2)
+            del self.snapshot.departed[item.player]
+            record.last_id, record.gaps, record.floor = departed.last_id, departed.gaps, departed.floor
         self.snapshot.players[item.player] = record
         self.players[item.player] = Player(record)
         self.snapshot.ever_joined = True
@@ -237,7 +273,7 @@ class RoomMachine:
             code = ErrorCode.FORBIDDEN if failed.error_code is ErrorCode.REJECTED else failed.error_code
             self.receipts.append(Receipt(item.player, "refused", item.ref, code, str(failed), seq=0))
             return
-        self.receipts.append(Receipt(item.player, "joined", item.ref, last_id=0, seq=seq_before))
+        self.receipts.append(Receipt(item.player, "joined", item.ref, last_id=record.last_id, seq=seq_before))
 
     async def _on_disconnect(self, item: DisconnectInput) -> None:
         player = item.player
@@ -255,15 +291,27 @@ class RoomMachine:
         if hook is not None:
             await self._run(hook, (self.room, self.players[player]), "disconnect", player)
 
+    async def _on_leave(self, item: LeaveInput) -> None:
+        record = self.snapshot.players.get(item.player)
+        if record is not None and item.session and record.session and item.session != record.session:
+            return  # the leave of a connection the player replaced by joining again: they stay
+        await self._remove_player(item.player, item.reason)
+
     async def _remove_player(self, player: str, reason: str) -> None:
-        if self.snapshot.players.pop(player, None) is None:
+        record = self.snapshot.players.pop(player, None)
+        if record is None:
             return
         view = self.players.pop(player)
         self._cancel_builtin(GRACE, player)
         if self.connected_count == 0:
             self.snapshot.next_tick = None
+        # Promise 2: the player's message ids outlive the membership, for as long as a rejoin
+        # seat could bring them back.
+        departed = self.snapshot.departed
+        departed[player] = DepartedRecord(record.last_id, record.gaps, record.floor, self.clock())
+        self._forget_departed()
         self._commit_point()
-        self.receipts.append(Receipt(player, "removed", "", "", reason))
+        self.receipts.append(Receipt(player, "removed", "", "", reason, session=record.session))
         hook = self.room_type.hooks.get("leave")
         if hook is not None:
             await self._run(hook, (self.room, view, reason), "leave", player)
@@ -275,11 +323,21 @@ class RoomMachine:
         if record is None:
             self._reject(item, ErrorCode.NOT_JOINED, "you are not in this room", None)
             return
+        if item.session and record.session and item.session != record.session:
+            # Sent by a connection the player has since replaced: its ids belong to the newer
+            # one now. Not applied, id not consumed; the newer connection resends what it needs.
+            message = "this connection was replaced by a newer join of the same player"
+            self._reject(item, ErrorCode.REPLACED, message, None)
+            return
         if item.id is not None:
-            if item.id <= record.last_id:  # Promise 2: a resend is acknowledged, not applied again
-                self.receipts.append(Receipt(item.player, "dup", str(item.id)))
+            verdict = take_id(record, item.id)
+            if verdict == "dup":  # Promise 2: a resend is acknowledged, not applied again
+                self.receipts.append(Receipt(item.player, "dup", str(item.id), session=item.session))
                 return
-            record.last_id = item.id
+            if verdict == "expired":
+                message = f"message id {item.id} is too old: the room no longer knows its outcome"
+                self._reject(item, ErrorCode.ID_EXPIRED, message, None)
+                return
         handler = self.room_type.handlers.get(item.type)
         if handler is None:
             self._commit_point()
@@ -298,12 +356,12 @@ class RoomMachine:
         except _StepFailed as failed:
             self._rollback()
             if item.id is not None:  # the id stays consumed: a resend must not run it again
-                self.snapshot.players[item.player].last_id = item.id
+                take_id(self.snapshot.players[item.player], item.id)  # as before the rollback
                 self._commit_point()
             self._reject(item, failed.error_code, str(failed), failed.ref)
             return
         if item.id is not None:
-            self.receipts.append(Receipt(item.player, "ack", str(item.id)))
+            self.receipts.append(Receipt(item.player, "ack", str(item.id), session=item.session))
 
     async def _fire_timer(self, timer: TimerRecord) -> None:
         # Consume (or reschedule) the timer first, in its own checkpoint: a timer fires once
@@ -340,7 +398,10 @@ class RoomMachine:
     async def _after_step(self) -> None:
         """Apply kicks and an end requested by the step that just succeeded."""
         while self._kicks:
-            player, reason = self._kicks.pop(0)
+            player, reason, ban = self._kicks.pop(0)
+            if ban and player not in self.snapshot.banned:
+                self.snapshot.banned[player] = reason
+                self.new_bans.append(player)
             await self._remove_player(player, reason)
         if self._end_request is not None and self.ended is None:
             reason, self._end_request = self._end_request, None
@@ -421,7 +482,22 @@ class RoomMachine:
 
     def _reject(self, item: MessageInput, code: ErrorCode, message: str, ref: str | None) -> None:
         ref_id = "" if item.id is None else str(item.id)
-        self.receipts.append(Receipt(item.player, "reject", ref_id, code, message, log_ref=ref or ""))
+        self.receipts.append(
+            Receipt(item.player, "reject", ref_id, code, message, log_ref=ref or "", session=item.session)
+        )
+
+    def _forget_departed(self) -> None:
+        """Drop departed players older than a rejoin seat lives, and the oldest beyond MAX_DEPARTED."""
+        departed = self.snapshot.departed
+        if not departed:
+            return
+        horizon = self.clock() - self.policy.rejoin_ttl_s
+        # Departures are inserted in time order (a player departs again only after rejoining).
+        while departed:
+            oldest = next(iter(departed))
+            if len(departed) <= MAX_DEPARTED and departed[oldest].at >= horizon:
+                break
+            del departed[oldest]
 
     def _refuse_after_end(self, item: Input) -> None:
         if isinstance(item, JoinInput):
@@ -429,9 +505,7 @@ class RoomMachine:
                 Receipt(item.player, "refused", item.ref, ErrorCode.ROOM_CLOSED, "the room has ended")
             )
         elif isinstance(item, MessageInput) and item.id is not None:
-            self.receipts.append(
-                Receipt(item.player, "reject", str(item.id), ErrorCode.ROOM_CLOSED, "the room has ended")
-            )
+            self._reject(item, ErrorCode.ROOM_CLOSED, "the room has ended", None)
 
     def _add_timer(self, due: float, fn: str, args: list[Any], every: float | None) -> int:
         timer_id = self.snapshot.next_timer_id

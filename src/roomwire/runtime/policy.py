@@ -20,6 +20,8 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_grace_s: a disconnected player keeps their seat this long before `on_leave`.
     auto_dispose: end the room when its last player leaves (or never shows up).
     seat_ttl_s: how long a seat reservation from the lobby is valid before it is used.
+    rejoin_ttl_s: how long a `joined.rejoin` seat is valid, and how long the room remembers a
+        removed player's message ids (so a resend after a rejoin is not applied twice).
     """
 
     max_players: int = 16
@@ -32,6 +34,7 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_grace_s: float = 20.0
     auto_dispose: bool = True
     seat_ttl_s: float = 60.0
+    rejoin_ttl_s: float = 6 * 3600.0
 
     def __post_init__(self) -> None:
         if self.max_players < 1:
@@ -47,5 +50,7 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("idle_timeout_s", "reconnect_grace_s", "seat_ttl_s"):
             if getattr(self, name) < 0:
                 raise SetupError(f"{name} must not be negative")
+        if self.rejoin_ttl_s <= 0:
+            raise SetupError(f"rejoin_ttl_s must be positive, got {self.rejoin_ttl_s}")
         if self.max_lifetime_s is not None and self.max_lifetime_s <= 0:
             raise SetupError(f"max_lifetime_s must be positive or None, got {self.max_lifetime_s}")

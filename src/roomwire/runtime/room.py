@@ -148,9 +148,13 @@ class Room:
         """End the room after this input: clients get `left` (reason ended), history is removed."""
         self._machine.request_end(reason)
 
-    def kick(self, player: PlayerRef, reason: str = "kicked") -> None:
-        """Remove a player after this input; the leave hook runs with reason `kicked`."""
-        self._machine.request_kick(_player_id(player), reason)
+    def kick(self, player: PlayerRef, reason: str = "kicked", *, ban: bool = False) -> None:
+        """Remove a player after this input; the leave hook runs with `reason`.
+
+        With `ban=True` the player may not come back for the room's life: their joins (with a
+        rejoin seat or a new one) are refused `forbidden`, and the lobby gives them no new seat.
+        """
+        self._machine.request_kick(_player_id(player), reason, ban)
 
 
 def _payload(data: Any, fields: dict[str, Any]) -> Any:

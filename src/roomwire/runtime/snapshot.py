@@ -16,6 +16,19 @@ class PlayerRecord(msgspec.Struct, array_like=True):
     last_id: int = 0  # last applied client message id (promise 2)
     joined_at: float = 0.0
     session: str = ""  # `ref` of the join of the player's current connection (see DisconnectInput)
+    # Ids below last_id that the room skipped (not consumed), as flat [lo, hi, lo, hi, ...]
+    # ranges, oldest first; ids at or below `floor` are no longer known (see runtime/ids.py).
+    gaps: list[int] = []
+    floor: int = 0
+
+
+class DepartedRecord(msgspec.Struct, array_like=True):
+    """What a room keeps of a removed player so that message ids stay deduplicated (promise 2)."""
+
+    last_id: int
+    gaps: list[int]
+    floor: int
+    at: float  # when the player was removed (wall clock)
 
 
 class TimerRecord(msgspec.Struct, array_like=True):
@@ -28,8 +41,11 @@ class TimerRecord(msgspec.Struct, array_like=True):
     every: float | None = None
 
 
-class Snapshot(msgspec.Struct):
-    """Everything a room needs to continue after recovery."""
+class Snapshot(msgspec.Struct, omit_defaults=True):
+    """Everything a room needs to continue after recovery.
+
+    Encoded without default values, so `departed` and `banned` cost nothing while empty.
+    """
 
     type: str
     state: dict[str, Any]
@@ -41,6 +57,8 @@ class Snapshot(msgspec.Struct):
     code_version: str = ""
     next_tick: float | None = None
     ever_joined: bool = False
+    departed: dict[str, DepartedRecord] = {}  # removed players' message ids, oldest departure first
+    banned: dict[str, str] = {}  # player → reason: refused for the room's life (room.kick(ban=True))
 
 
 _encoder = msgspec.msgpack.Encoder()
