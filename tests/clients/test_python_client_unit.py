@@ -49,22 +49,22 @@ def test_outbox_forgets_answered_messages_and_ignores_late_answers() -> None:
     assert [m.id for m in box.pending()] == [2]
 
 
-def test_joined_last_id_splits_pending_into_applied_and_resend_in_order() -> None:
+def test_a_rejoin_resends_every_pending_message_in_id_order_even_below_last_id() -> None:
     box = Outbox()
     for name in "abcde":
         box.add(name, None)
     box.resolve(2)  # acked before the drop
-    applied, resend = box.on_joined(last_id=3)
-    assert [m.id for m in applied] == [1, 3]
-    assert [m.id for m in resend] == [4, 5]
-    assert [m.id for m in box.pending()] == [4, 5]  # still pending until acked after the resend
+    # Ids 1 and 3 may have been skipped by the room (refused before it saw them, e.g.
+    # `unavailable`, while 4 was applied): only the room can tell, so they are resent too.
+    resend = box.on_joined(last_id=4)
+    assert [m.id for m in resend] == [1, 3, 4, 5]
+    assert [m.id for m in box.pending()] == [1, 3, 4, 5]  # pending until answered after the resend
     assert box.add("f", None).id == 6  # ids are never reused
 
 
 def test_first_join_continues_ids_after_an_earlier_session() -> None:
     box = Outbox()
-    applied, resend = box.on_joined(last_id=41)
-    assert (applied, resend) == ([], [])
+    assert box.on_joined(last_id=41) == []
     assert box.add("m", None).id == 42
 
 
@@ -245,7 +245,7 @@ async def test_next_event_skips_other_types_and_times_out_typed() -> None:
         await room.next_event(timeout=0.01)
 
 
-async def test_reconnect_resumes_with_since_resolves_applied_and_resends_the_rest_in_order() -> None:
+async def test_reconnect_resumes_with_since_and_resends_every_pending_message_in_order() -> None:
     wire = _Wire()
     room = await _joined_room(wire, seq=10)
     first = asyncio.create_task(room.request("move", 1, timeout=5))
@@ -263,9 +263,11 @@ async def test_reconnect_resumes_with_since_resolves_applied_and_resends_the_res
     wire.is_open = True
     assert room.join_frame() == Join(room="r1", seat="rejoin-1", since=11)
     room.on_joined(_joined(seq=13, last_id=1, rejoin="rejoin-2", resumed=True))
-    # id 1 was applied before the drop: resolved as acked; 2 and 3 are resent with the same ids.
+    # Every pending message is resent with its id, 1 too (at or below last_id: the room answers
+    # `dup` if it consumed it, or applies it if it had skipped it).
+    assert [(f.id, f.data) for f in wire.take() if isinstance(f, Msg)] == [(1, 1), (2, 2), (3, 3)]
+    room.on_ack(1)  # ack {dup: true}
     assert await asyncio.wait_for(first, 1) == 1
-    assert [(f.id, f.data) for f in wire.take() if isinstance(f, Msg)] == [(2, 2), (3, 3)]
     assert await room.send("move", 4) == 4
     assert [f.id for f in wire.take() if isinstance(f, Msg)] == [4]
 

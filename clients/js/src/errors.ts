@@ -31,6 +31,8 @@ export const ErrorCode = {
   MESSAGE_TOO_LARGE: "message_too_large",
   REJECTED: "rejected",
   RATE_LIMITED: "rate_limited",
+  REPLACED: "replaced",
+  ID_EXPIRED: "id_expired",
   HISTORY_GONE: "history_gone",
   UNAVAILABLE: "unavailable",
   INTERNAL: "internal",
@@ -222,6 +224,8 @@ const CLASS_BY_CODE: Readonly<Record<string, ErrorClass>> = {
   [ErrorCode.ROOM_FULL]: RoomFullError,
   [ErrorCode.ROOM_CLOSED]: RoomClosedError,
   [ErrorCode.NOT_JOINED]: NotJoinedError,
+  // The message's connection was replaced by a newer join of the player: it is not in the room.
+  [ErrorCode.REPLACED]: NotJoinedError,
   [ErrorCode.UNKNOWN_TYPE]: UnknownMessageTypeError,
   [ErrorCode.INVALID_MESSAGE]: ValidationError,
   [ErrorCode.MESSAGE_TOO_LARGE]: MessageTooLargeError,

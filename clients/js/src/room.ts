@@ -394,7 +394,6 @@ export class Room {
         ),
       );
     }
-    for (const message of outcome.applied) message.waiter?.resolve({ id: message.id, dup: true });
     for (const message of outcome.resend) {
       this.transmit(msgFrame(this.id, message.id, message.type, message.data));
     }

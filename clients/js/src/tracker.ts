@@ -5,9 +5,11 @@
  * Promise 1 (per-room order) and promise 2 (exactly-once effect) seen from the client:
  * - an event is delivered only if its seq is above every seq delivered before (replays after a
  *   resume may repeat events; gaps are events addressed to other players);
- * - every message gets an id one above the last; after a reconnect `joined.last_id` says which
- *   pending ids the room applied (they count as acknowledged) and the others are resent with the
- *   same ids, in order.
+ * - every message gets an id one above the last; after a reconnect every pending message is
+ *   resent with its same id, in id order, even those at or below `joined.last_id`: the room may
+ *   have skipped such an id (refused before it reached the room, then a newer id was applied), so
+ *   only the room can tell. It answers `ack {dup: true}` for those it consumed and applies the
+ *   others (docs/protocol.md sections 8 and 9).
  */
 
 import type { JSONValue } from "./frames.js";
@@ -24,11 +26,9 @@ export interface PendingMessage<W> {
   readonly waiter: W;
 }
 
-/** What a `joined` frame settles: messages the room applied, and those to send again. */
+/** What a `joined` frame settles: the messages to send again. */
 export interface JoinOutcome<W> {
-  /** Pending messages with id <= last_id: applied before the connection dropped. */
-  readonly applied: PendingMessage<W>[];
-  /** Pending messages with id > last_id, in id order: send them again with the same ids. */
+  /** Every pending message, in id order: send them again with the same ids. */
   readonly resend: PendingMessage<W>[];
   /**
    * True when a resumed join's `seq` is below the position resumed from: the room lost events
@@ -76,7 +76,7 @@ export class RoomTracker<W = undefined> {
   }
 
   /**
-   * Record a `joined` frame and say which pending messages were applied and which to resend.
+   * Record a `joined` frame and list the pending messages to resend (all of them, in id order).
    *
    * A resumed join keeps the position: the replay that follows starts right after it. A fresh
    * join moves it to `joined.seq`, after which live events follow.
@@ -85,13 +85,8 @@ export class RoomTracker<W = undefined> {
     const isBehind = frame.resumed === true && this.seq !== null && frame.seq < this.seq;
     if (!frame.resumed || this.seq === null || isBehind) this.seq = frame.seq;
     if (frame.last_id >= this.next) this.next = frame.last_id + 1;
-    const applied: PendingMessage<W>[] = [];
-    const resend: PendingMessage<W>[] = [];
-    for (const message of this.pending.values()) {
-      (message.id <= frame.last_id ? applied : resend).push(message);
-    }
-    for (const message of applied) this.pending.delete(message.id);
-    return { applied, resend, isBehind };
+    // Even ids <= last_id: a high-water mark cannot tell a consumed id from a skipped one.
+    return { resend: [...this.pending.values()], isBehind };
   }
 
   /** True when an event with this seq is new and must be delivered (it then becomes the last). */

@@ -47,17 +47,17 @@ class Outbox:
         """Forget the message an ack or reject answered; None if it was not pending (a late answer)."""
         return self._pending.pop(msg_id, None)
 
-    def on_joined(self, last_id: int) -> tuple[list[PendingMessage], list[PendingMessage]]:
-        """Apply `joined.last_id`: returns (applied: resolve as acked, to_resend: send again in this order).
+    def on_joined(self, last_id: int) -> list[PendingMessage]:
+        """Apply `joined.last_id`; returns every pending message, to send again in this order.
 
-        On a first join nothing is pending yet, and the ids continue after `last_id` so that a
-        player's earlier session in the same room cannot make new messages look like duplicates.
+        Even ids at or below `last_id` are resent: the room may have skipped such an id (refused
+        before it reached the room, then a newer id was applied), and only the room can tell; it
+        answers `ack {dup: true}` for those it consumed and applies the others (protocol §9).
+        The ids continue after `last_id`, so that a player's earlier session in the same room
+        cannot make new messages look like duplicates.
         """
-        applied = [m for m in self.pending() if m.id <= last_id]
-        for message in applied:
-            del self._pending[message.id]
         self.next_id = max(self.next_id, last_id + 1)
-        return applied, self.pending()
+        return self.pending()
 
     def pending(self) -> list[PendingMessage]:
         """The unanswered messages in id order."""

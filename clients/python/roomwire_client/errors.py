@@ -222,6 +222,10 @@ _BY_CODE: Final[dict[str, type[ClientError]]] = {
     ErrorCode.ROOM_FULL: RoomFullError,
     ErrorCode.ROOM_CLOSED: RoomClosedError,
     ErrorCode.NOT_JOINED: NotJoinedError,
+    # The message's connection was replaced by a newer join of the player: it is not in the room.
+    ErrorCode.REPLACED: NotJoinedError,
+    # The room no longer knows that id's outcome (too many skipped ids); it was not applied now.
+    ErrorCode.ID_EXPIRED: MessageError,
     ErrorCode.UNKNOWN_TYPE: UnknownTypeError,
     ErrorCode.INVALID_MESSAGE: InvalidMessageError,
     ErrorCode.MESSAGE_TOO_LARGE: MessageTooLargeError,

@@ -294,7 +294,7 @@ class Room:
             self._finish(None, reason="left")
 
     def on_joined(self, frame: Joined) -> None:
-        """Apply a `joined` answer: first join or resume; resends what the server did not apply."""
+        """Apply a `joined` answer: first join or resume; resends every unanswered message (protocol §9)."""
         first = self._state == "joining"
         if self._state not in ("joining", "rejoining"):
             logger.warning("room %s: unexpected `joined` in state %s", self.id, self._state)
@@ -308,10 +308,8 @@ class Room:
             self._filter.last_seq = frame.seq
         self._fresh_join = False
         self._rejoin_retries = 0
-        applied, resend = self._outbox.on_joined(frame.last_id)
+        resend = self._outbox.on_joined(frame.last_id)
         self._move("joined")
-        for message in applied:
-            self._answer(message, None)
         for message in resend:
             self._conn.send_frame(self._msg_frame(message))
         if not self._joined_once.done():
