@@ -37,10 +37,10 @@ class Gate:
 
 
 def make_game(gate: Gate) -> App:
-    """Room types `arena` (default grace) and `brief` (0.3 s grace)."""
+    """Room types `arena` (default grace), `brief` (0.3 s grace) and `slow` (1 message/s)."""
     app = App("producer-sessions")
-    for name, grace in (("arena", 20.0), ("brief", 0.3)):
-        room_type = app.room(name, max_players=4, rate_limit=None, reconnect_grace_s=grace, history=500)
+    for name, grace, rate in (("arena", 20.0, None), ("brief", 0.3, None), ("slow", 20.0, 1.0)):
+        room_type = app.room(name, max_players=4, rate_limit=rate, reconnect_grace_s=grace, history=500)
 
         def create(room: Any, options: dict[str, Any]) -> None:
             room.state["total"] = 0
@@ -241,3 +241,34 @@ async def test_a_banned_player_cannot_come_back(game: tuple[Server, Gate]) -> No
     assert "banned" in response.json()["error"]["message"]
     other = await server.seat(room=seat.room)  # others still get seats
     assert other.room == seat.room
+
+
+async def _send_until_answered(client: RawClient, room: str, msg_id: int, n: int) -> dict[str, Any]:
+    """Send a move until the room answers it (a `rate_limited` refusal does not use the id)."""
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while True:
+            await client.msg(room, "move", {"n": n}, id=msg_id)
+            while (answer := await client.recv())["t"] not in ("ack", "reject") or answer["id"] != msg_id:
+                pass
+            if answer["t"] == "ack" or answer["code"] != "rate_limited":
+                return answer
+            await asyncio.sleep(0.3)  # the rate limiter refills with time: nothing to wait on
+
+
+async def test_a_message_refused_on_the_way_and_resent_after_a_newer_one_is_applied_once(
+    game: tuple[Server, Gate],
+) -> None:
+    server, _ = game
+    alice, seat = await server.player(await server.seat("slow", create=True))
+    room = seat.room
+    for msg_id in (1, 2):  # the burst: two tokens
+        assert (await _send_until_answered(alice, room, msg_id, 1)).get("dup") is None
+    await alice.msg(room, "move", {"n": 10}, id=3)
+    refused = await alice.recv_until("reject", id=3)
+    assert refused["code"] == "rate_limited"  # refused before the room saw it, like `unavailable`
+    assert (await _send_until_answered(alice, room, 4, 100)).get("dup") is None
+    resent = await _send_until_answered(alice, room, 3, 10)  # the client's pending id 3, resent
+    assert resent["t"] == "ack" and resent.get("dup") is None  # applied now, not taken for a dup
+    again = await _send_until_answered(alice, room, 3, 10)
+    assert again["t"] == "ack" and again["dup"] is True
+    assert [e["data"]["total"] for e in alice.events(room, "moved")] == [1, 2, 102, 112]
