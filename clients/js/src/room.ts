@@ -9,8 +9,8 @@
  *                                    removed, client closed
  *
  * `joining` covers the first join and every rejoin after a lost socket: on each welcome the room
- * sends `join` (with `since` = last seq seen once it has been joined), then resends the messages
- * the room did not apply, with their ids. Events are delivered once each, in seq order.
+ * sends `join` (with `since` = last seq seen once it has been joined), then resends every message
+ * not yet answered, with its id (the room answers `dup` for those it consumed). Events are delivered once each, in seq order.
  */
 
 import {
