@@ -28,6 +28,7 @@ from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
+from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
 from roomwire.errors import RoomwireError
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
@@ -76,7 +77,12 @@ def main() -> None:
 @click.option("--data", default=None, help="SQLite file that keeps rooms across restarts (default: memory).")
 @click.option("--app", "app_name", default=None, help="Name of the App object when the file has several.")
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Reload on save, keeping rooms.")
-@click.option("--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret (default: random).")
+@click.option(
+    "--secret",
+    envvar="ROOMWIRE_SECRET",
+    default=None,
+    help="Token secret (default: kept in DATA.secret with --data, else random per start).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def run(
     app_path: str,
@@ -103,6 +109,16 @@ def run(
 
     if secret is not None and len(secret) < 16:
         _fail("--secret / ROOMWIRE_SECRET must be at least 16 characters")
+    if secret is None and data and not first.has_secret:
+        # Rooms in the file outlive this process: so must the tokens and rejoin seats of their
+        # players, or a restart signs everybody out.
+        try:
+            secret, created = load_or_create_secret(Path(data).resolve())
+        except SecretFileError as exc:
+            _fail(str(exc))
+            return
+        verb = "created" if created else "using"
+        console.print(escape(f"token secret: {verb} {secret_path(Path(data))} (keep it private)"))
     hot = HotSwap(backend, load, secret)
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
@@ -157,6 +173,15 @@ def serve(
             app.use_secret(secret)
         except ValueError as exc:
             _fail(f"--secret / ROOMWIRE_SECRET: {exc}")
+    path = getattr(backend, "path", None)
+    if not app.has_secret and backend.name == "sqlite" and isinstance(path, str):
+        # One process with a data file: keep the secret with the rooms, as `roomwire run --data`.
+        try:
+            kept, _ = load_or_create_secret(Path(path).resolve())
+        except SecretFileError as exc:
+            _fail(str(exc))
+            return
+        app.use_secret(kept)
     if not app.has_secret and role != "all":
         _fail("several processes must sign seats with one secret: pass --secret or set ROOMWIRE_SECRET")
     if backend.name in EMBEDDED and role != "all":
