@@ -75,6 +75,13 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port for HTTP and WebSocket.")
 @click.option("--data", default=None, help="SQLite file that keeps rooms across restarts (default: memory).")
+@click.option(
+    "--synchronous",
+    type=click.Choice(["normal", "full"]),
+    default="normal",
+    show_default=True,
+    help="With --data: full fsyncs every commit, so it also survives an OS crash or power loss.",
+)
 @click.option("--app", "app_name", default=None, help="Name of the App object when the file has several.")
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Reload on save, keeping rooms.")
 @click.option(
@@ -89,6 +96,7 @@ def run(
     host: str,
     port: int,
     data: str | None,
+    synchronous: str,
     app_name: str | None,
     reload: bool,
     secret: str | None,
@@ -101,7 +109,9 @@ def run(
     except AppLoadError as exc:
         _fail(str(exc))
         return
-    backend = backend_from_url(f"sqlite:///{Path(data).resolve()}" if data else "memory://")
+    backend = backend_from_url(
+        f"sqlite:///{Path(data).resolve()}?synchronous={synchronous}" if data else "memory://"
+    )
     loads = iter([first])
 
     def load() -> App:
