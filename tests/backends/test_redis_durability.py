@@ -167,3 +167,22 @@ async def test_an_evicting_private_server_is_refused_at_open(
         await allowed.aclose()
     finally:
         server.stop()
+
+
+async def test_a_wait_that_times_out_is_logged_and_the_commit_stands(
+    redis_up: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The shared server has no replica: WAIT 1 times out after 50 ms (WAIT changes nothing).
+    backend = RedisBackend(f"{SHARED}?wait_replicas=1&wait_timeout_ms=50", namespace=new_namespace())
+    await backend.open()
+    try:
+        await backend.create_room(record(rid := room_id()), create_input())
+        epoch = await backend.acquire_lease(rid, "w1", 60)
+        assert epoch is not None
+        with caplog.at_level(logging.WARNING, "roomwire.backends.redis"):
+            await backend.commit(rid, epoch, step(1, events(1, 1)), history=10)
+        assert (await backend.load(rid)).last_seq == 1
+        assert any("not confirmed within 50 ms" in r.getMessage() for r in caplog.records)
+    finally:
+        await backend.drop_all()
+        await backend.aclose()
