@@ -15,12 +15,15 @@ Schema (every table is keyed by the backend's namespace, so namespaces can share
                                              (expires NULL: joined, until `removed`)
     rw_kv(ns, key, value, expires)           lobby key-value data
 
-Durability: WAL journal with synchronous=NORMAL. A transaction is written to the WAL before the
-call returns, so it survives the process crashing; an OS crash or power loss can lose the last
-transactions before a checkpoint, never corrupt the file. Writes run directly on the event
-loop's thread: a small write costs about 20-40 µs there, against 100-200 µs for a hop to a
-thread. WAL checkpoints (which fsync and can take ~10 ms) run in a background thread on a
-second connection instead of inside a write (`wal_autocheckpoint=0`).
+Durability: WAL journal with synchronous=NORMAL by default. A transaction is written to the WAL
+before the call returns, so it survives the process crashing; an OS crash or power loss can lose
+the transactions since the last checkpoint, never corrupt the file. With synchronous=FULL
+(`sqlite:///path?synchronous=full`) every commit fsyncs the WAL before it returns, so it also
+survives an OS crash or power loss, at the cost of one fsync per commit (docs/backends.md).
+Writes run directly on the event loop's thread: a small write costs about 20-40 µs there,
+against 100-200 µs for a hop to a thread. WAL checkpoints (which fsync and can take ~10 ms)
+run in a background thread on a second connection instead of inside a write
+(`wal_autocheckpoint=0`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 
@@ -44,6 +48,17 @@ SCHEMA_VERSION = 1
 CHECKPOINT_EVERY_WRITES = 500
 CHECKPOINT_DELAY_S = 1.0
 BUSY_TIMEOUT_S = 2.0
+Synchronous = Literal["normal", "full"]
+SYNCHRONOUS: tuple[Synchronous, ...] = ("normal", "full")
+
+
+def parse_synchronous(value: str) -> Synchronous:
+    """The `synchronous` setting a URL names; SetupError for anything but normal or full."""
+    for known in SYNCHRONOUS:
+        if value.lower() == known:
+            return known
+    raise SetupError(f"synchronous={value!r}: use one of {', '.join(SYNCHRONOUS)}")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rw_meta (
@@ -120,9 +135,11 @@ def _close_all(conns: list[sqlite3.Connection]) -> None:
 class SqliteStore:
     """Durable copy of one namespace in a SQLite file; every write method is one transaction."""
 
-    def __init__(self, path: str, namespace: str) -> None:
+    def __init__(self, path: str, namespace: str, synchronous: Synchronous = "normal") -> None:
+        parse_synchronous(synchronous)  # refuse a bad value here, not at the first write
         self.path = path
         self.ns = namespace
+        self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._ckpt_conn: sqlite3.Connection | None = None
         self._enc = msgspec.msgpack.Encoder()
@@ -165,7 +182,7 @@ class SqliteStore:
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
         )
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")  # checked in __init__
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in the background thread
         return conn
 

@@ -45,7 +45,7 @@ from typing import TypeVar
 
 import msgspec
 
-from roomwire.backends._sqlite_store import SqliteStore, StoredNamespace
+from roomwire.backends._sqlite_store import SqliteStore, StoredNamespace, Synchronous
 from roomwire.backends.base import Unsubscribe
 from roomwire.backends.records import Commit, Input, Loaded, OutEvent, Published, RoomRecord
 from roomwire.errors import (
@@ -101,9 +101,10 @@ class _Room:
 class EmbeddedBackend:
     """In-process backend; durable in a SQLite file (WAL) when `path` is given."""
 
-    def __init__(self, path: str | None, namespace: str) -> None:
+    def __init__(self, path: str | None, namespace: str, synchronous: Synchronous = "normal") -> None:
         self.name = "sqlite" if path else "memory"
         self.path = path
+        self.synchronous = synchronous  # SQLite's durability of a commit (see _sqlite_store)
         self.namespace = namespace
         self._clock: Callable[[], float] = time.time if path else time.monotonic
         self._store: SqliteStore | None = None
@@ -130,7 +131,7 @@ class EmbeddedBackend:
         # wait once per input of an idle room.
         self._loop = asyncio.get_running_loop()
         if self.path:
-            store = SqliteStore(self.path, self.namespace)
+            store = SqliteStore(self.path, self.namespace, self.synchronous)
             loaded = await store.open()
             try:
                 self._restore(loaded)

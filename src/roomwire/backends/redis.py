@@ -65,6 +65,12 @@ import msgspec
 from redis.asyncio import Redis
 
 from roomwire.backends._redis_client import CALL_TIMEOUT_S, Client, connect, engine_call
+from roomwire.backends._redis_durability import (
+    DurabilityOptions,
+    WaitMonitor,
+    read_server_settings,
+    wait_command,
+)
 from roomwire.backends._redis_live import LiveDelivery
 from roomwire.backends._redis_scripts import NamespaceKeys, RoomKeys, Scripts, entry_fields, entry_number
 from roomwire.backends.base import Unsubscribe
@@ -108,6 +114,8 @@ class RedisBackend:
         query = dict(parse_qsl(parts.query))
         cluster = query.pop("cluster", None)
         query.pop("namespace", None)  # roomwire's, not redis-py's
+        self.durability = DurabilityOptions.pop_from(query)
+        self._wait_monitor = WaitMonitor(self.durability)
         self.url = urlunsplit(parts._replace(query=urlencode(query)))
         self.namespace = namespace
         self._force_cluster = None if cluster is None else cluster.lower() in ("1", "true", "yes")
@@ -148,6 +156,11 @@ class RedisBackend:
         connected = await connect(
             self.url, force_cluster=self._force_cluster, pubsub_client_name=self.pubsub_client_name
         )
+        try:
+            await read_server_settings(connected.client, connected.is_cluster, self.durability)
+        except BaseException:
+            await connected.client.aclose()
+            raise
         self._client = connected.client
         self._loop = asyncio.get_running_loop()  # Python 3.11: each get_running_loop() is a getpid()
         self._is_cluster = connected.is_cluster
@@ -198,6 +211,19 @@ class RedisBackend:
     async def _run(self, script: Any, keys: list[str], *args: Any) -> Any:
         async with engine_call():
             return await script(keys=keys, args=args)
+
+    async def _run_and_wait(self, script: Any, keys: list[str], *args: Any) -> Any:
+        """Run a writing script, then WAIT / WAITAOF on the same connection (they count its writes)."""
+        options = self.durability
+        client = self._open_client()
+        # A pipeline without MULTI: one connection, commands in order.
+        timeout_s = CALL_TIMEOUT_S + options.wait_timeout_ms / 1000
+        async with engine_call(timeout_s), client.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.execute_command(*wait_command(options))
+            result, answer = await pipe.execute()
+        self._wait_monitor.check(keys[0], answer)
+        return result
 
     # --- registry -----------------------------------------------------------------------------
 
@@ -430,7 +456,7 @@ class RedisBackend:
         removed = [r.player for r in receipts if r.kind == "removed"]
         published = Published(room=room_id, events=events, receipts=receipts, ended=commit.ended)
         await self._settle(room_id, wake=False)
-        result = await self._run(
+        result = await (self._run_and_wait if self.durability.waits else self._run)(
             scripts.commit,
             self._keys.room(room_id).all(),
             epoch,

@@ -27,6 +27,7 @@ from typing import Literal
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from roomwire.backends.base import Backend
@@ -273,7 +274,7 @@ def render_status(status: Status, console: Console) -> None:
         for name in ("worker", "rooms", "events/s", "report age s"):
             workers.add_column(name, no_wrap=True)
         for w in status.workers:
-            workers.add_row(w.id, str(w.rooms), f"{w.events_per_s:g}", f"{w.report_age_s:.1f}")
+            workers.add_row(escape(w.id), str(w.rooms), f"{w.events_per_s:g}", f"{w.report_age_s:.1f}")
         console.print(workers)
     if status.rooms:
         rooms = Table(title="rooms", title_justify="left")
@@ -285,11 +286,12 @@ def render_status(status: Status, console: Console) -> None:
         for name in ("players", "conn", "events/s", "inputs/s", "cpu ms"):
             rooms.add_column(name, justify="right", no_wrap=True)
         for r in status.rooms:
+            # Ids and type names come from users (`--worker-id`, room types): cells are markup.
             rooms.add_row(
-                r.id,
-                r.type,
+                escape(r.id),
+                escape(r.type),
                 f"[{_STATE_STYLE[r.state]}]{r.state}[/]",
-                r.worker or "-",
+                escape(r.worker or "-"),
                 f"{r.players}/{r.max_players}",
                 _optional(r.connected),
                 _optional(r.events_per_s),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -11,6 +12,20 @@ import msgspec
 from roomwire.errors import ForbiddenError, UnauthorizedError
 
 _ALGORITHM = "HS256"
+# RFC 7518 §3.2: an HS256 key has at least 32 bytes (PyJWT warns below). A shorter secret (16 to
+# 31 characters are accepted) is stretched with PBKDF2 into a 32-byte key: it cannot gain entropy,
+# but each guess at it from a captured token then costs 200,000 HMACs instead of one.
+_KEY_BYTES = 32
+_STRETCH_SALT = b"roomwire token key v1"
+_STRETCH_ROUNDS = 200_000
+
+
+def signing_key(secret: str) -> bytes:
+    """The HS256 key for `secret`: itself when 32 bytes or longer, else stretched to 32 bytes."""
+    raw = secret.encode()
+    if len(raw) >= _KEY_BYTES:
+        return raw
+    return hashlib.pbkdf2_hmac("sha256", raw, _STRETCH_SALT, _STRETCH_ROUNDS, dklen=_KEY_BYTES)
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -36,7 +51,7 @@ class TokenSigner:
     def __init__(self, secret: str) -> None:
         if len(secret) < 16:
             raise ValueError("the token secret must be at least 16 characters")
-        self._secret = secret
+        self._secret = signing_key(secret)
 
     def issue_token(
         self, player_id: str, claims: dict[str, Any] | None = None, ttl_s: float = 86400.0

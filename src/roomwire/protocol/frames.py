@@ -33,7 +33,9 @@ class Join(_Frame, tag="join", frozen=True):
     """Enter a room with a seat token; `since` resumes after that room sequence number."""
 
     room: str
-    seat: str
+    # Optional in the frame's shape so that a join without a seat is refused for its room
+    # (`unauthorized` with `room`, protocol section 6), not as a shapeless `bad_frame`.
+    seat: str = ""
     since: int | None = None
 
 
