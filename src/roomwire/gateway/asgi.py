@@ -21,10 +21,13 @@ from roomwire.errors import (
     MessageTooLargeError,
     NotJoinedError,
     RateLimitedError,
+    RequestTimeoutError,
+    RequestTooLargeError,
     RoomClosedError,
     RoomNotFoundError,
     RoomwireError,
 )
+from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -76,6 +79,21 @@ class GatewaySettings:
     rejoin_ttl_s: float = 6 * 3600.0
     # Gateway presence TTL: workers disconnect a dead gateway's players 7/6 to 2 TTL after it died.
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+    # Promise 7 at the edges (issue #10, items 11-13 and 16); docs/protocol.md section 12.
+    # HTTP, lobby and app routes alike: body size (413), time for the body and for the request
+    # head (408 / closed), size of the head (431).
+    max_body_bytes: int = 64 * 1024
+    body_timeout_s: float = 10.0
+    head_timeout_s: float = 10.0
+    max_head_bytes: int = 32 * 1024
+    max_meta_bytes: int = 4 * 1024  # a room's meta, encoded as JSON (413)
+    # joins and leaves per connection per second, bursts of two seconds' worth; far over: 4004
+    join_rate_per_s: float = 5.0
+    rooms_per_player_per_min: int | None = 30  # lobby room creations per player (429)
+    max_connections_per_player: int | None = 8  # connections in rooms as one player, per gateway
+    max_connections_per_ip: int | None = None  # open connections per client address, per gateway
+    # With allowed_origins set: let clients that send no Origin (non-browser SDKs, bots) in.
+    allow_missing_origin: bool = False
 
 
 class Limiter:
@@ -130,10 +148,27 @@ class Gateway:
         self.id = new_gateway_id()
         self.code_version = code_version
         self.lobby = Lobby(
-            backend, room_types, signer, authenticate, guests=guests, code_version=code_version
+            backend,
+            room_types,
+            signer,
+            authenticate,
+            guests=guests,
+            code_version=code_version,
+            max_meta_bytes=self.settings.max_meta_bytes,
+            rooms_per_player_per_min=self.settings.rooms_per_player_per_min,
         )
         self.lobby_data = LobbyData(backend)
-        self.http = Starlette(routes=[*self.lobby.routes(), *routes])
+        self.http = BodyLimits(
+            Starlette(
+                routes=[*self.lobby.routes(), *routes],
+                exception_handlers={
+                    RequestTooLargeError: limit_error_handler,
+                    RequestTimeoutError: limit_error_handler,
+                },
+            ),
+            max_body_bytes=self.settings.max_body_bytes,
+            body_timeout_s=self.settings.body_timeout_s,
+        )
         self.worker = (
             Worker(
                 room_types,
