@@ -137,3 +137,82 @@ async def test_rooms_created_per_player_are_limited_with_retry_after(edgy: Serve
     assert refused.status_code == 429 and "retry-after" in refused.headers
     other = {"authorization": f"Bearer {await edgy.guest()}"}
     assert (await edgy.http.post("/rooms", json={"type": "arena"}, headers=other)).status_code == 201
+
+
+async def test_sockets_trickling_the_upgrade_request_are_closed_after_the_head_timeout(edgy: Server) -> None:
+    request = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    socks = [await _open(edgy) for _ in range(50)]
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        answer = asyncio.create_task(reader.read())  # everything until the server closes
+        # One byte every 0.2 s: the head would take 15 s; head_timeout_s is 1 s here.
+        for byte in request:
+            if answer.done():
+                break
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.2)  # the slow client's own pace
+        async with asyncio.timeout(10):
+            got = await answer
+        writer.close()
+        return got
+
+    async with asyncio.timeout(20):  # closed after ~1 s, long before the 15 s the heads would take
+        answers = await asyncio.gather(*(trickle(r, w) for r, w in socks))
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[0]
+
+
+async def test_a_silent_socket_is_closed_after_the_head_timeout(edgy: Server) -> None:
+    reader, writer = await _open(edgy)
+    status, _, body = await _response(reader)
+    assert status == 408 and "request head" in json.loads(body)["error"]["message"]
+    assert await _closed(reader)
+    writer.close()
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends until it closes (a reset after its answer ends it too)."""
+    got = b""
+    try:
+        while chunk := await reader.read(65536):
+            got += chunk
+    except ConnectionError:
+        pass
+    return got
+
+
+async def test_a_head_over_the_limit_is_refused_431(server: Server) -> None:
+    reader, writer = await _open(server)
+    answer = asyncio.create_task(_read_all(reader))
+    writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Big: ")
+    sent = 0
+    try:
+        while sent < 16 * MiB and not answer.done():
+            writer.write(b"a" * 16384)
+            await writer.drain()
+            sent += 16384
+    except ConnectionError:
+        pass  # closed by the server while we were still sending: what this test wants
+    async with asyncio.timeout(10):
+        got = await answer
+    assert sent < 4 * MiB  # refused long before the 16 MiB were sent
+    assert got.startswith(b"HTTP/1.1 431"), got[:100]
+    assert b'"code":"bad_frame"' in got.replace(b" ", b"")
+    writer.close()
+
+
+async def test_a_head_over_the_limit_in_one_piece_is_refused_431(server: Server) -> None:
+    reader, writer = await _open(server)
+    writer.write(b"GET /rooms HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+    status, _, _ = await _response(reader)
+    assert status == 431
+    writer.close()
+
+
+async def test_keep_alive_requests_and_normal_bodies_still_work(edgy: Server) -> None:
+    for _ in range(3):  # one kept-alive connection; each request within its head deadline
+        response = await edgy.http.post("/auth/guest", json={"name": "ann"})
+        assert response.status_code == 200
+        await asyncio.sleep(0.6)  # the pause between requests is not counted against the head
+    client = await edgy.connect()  # the WebSocket upgrade passes
+    await client.send({"t": "ping", "id": 1})
+    assert (await client.recv_until("pong"))["id"] == 1

@@ -103,6 +103,7 @@ def run(
     if secret is not None and len(secret) < 16:
         _fail("--secret / ROOMWIRE_SECRET must be at least 16 characters")
     hot = HotSwap(backend, load, secret)
+    hot.settings = first.settings
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
     _run_loop(

@@ -1,4 +1,4 @@
-"""Per-identity and per-address bounds of one gateway: rooms created, connections held.
+"""Per-identity and per-address bounds of one gateway: rooms created, connections held, log lines.
 
 Promise 7: one player (or one address) must not be able to take a server's rooms or sockets.
 The counts are per gateway process, not shared across a cluster: behind N gateways a player
@@ -7,6 +7,7 @@ can reach N times each bound, which still bounds what one client costs each proc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
@@ -69,3 +70,32 @@ class ConnectionCounts:
             self._counts[key] = left
         else:
             del self._counts[key]
+
+
+class LogBudget:
+    """At most `lines` log lines per `period_s` for one kind of client misbehaviour.
+
+    A client can repeat bad input as fast as it can send it; the log must not grow as fast.
+    Lines over the budget are counted and reported in the first line of the next period.
+    """
+
+    def __init__(self, logger: logging.Logger, lines: int = 10, period_s: float = 10.0) -> None:
+        self.logger = logger
+        self.lines = lines
+        self.period_s = period_s
+        self._start = -period_s
+        self._used = 0
+        self._dropped = 0
+
+    def info(self, message: str, *args: object) -> None:
+        """Log one INFO line if the budget allows, else count it."""
+        now = time.monotonic()
+        if now - self._start >= self.period_s:
+            if self._dropped:
+                self.logger.info("(%d more like the lines above were not logged)", self._dropped)
+            self._start, self._used, self._dropped = now, 0, 0
+        if self._used < self.lines:
+            self._used += 1
+            self.logger.info(message, *args)
+        else:
+            self._dropped += 1
