@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
@@ -28,6 +29,7 @@ from roomwire.errors import (
     RoomwireError,
 )
 from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
+from roomwire.gateway._limits import ConnectionCounts
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -88,7 +90,7 @@ class GatewaySettings:
     max_head_bytes: int = 32 * 1024
     max_meta_bytes: int = 4 * 1024  # a room's meta, encoded as JSON (413)
     # joins and leaves per connection per second, bursts of two seconds' worth; far over: 4004
-    join_rate_per_s: float = 5.0
+    join_rate_per_s: float = 10.0
     rooms_per_player_per_min: int | None = 30  # lobby room creations per player (429)
     max_connections_per_player: int | None = 8  # connections in rooms as one player, per gateway
     max_connections_per_ip: int | None = None  # open connections per client address, per gateway
@@ -193,6 +195,11 @@ class Gateway:
         self._presence: asyncio.Task[None] | None = None
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Promise 7: per-connection join/leave rate, connections per player and per address.
+        self._join_limiters: dict[int, Limiter] = {}
+        self._player_conns: dict[str, set[int]] = {}
+        self._conn_players: dict[int, set[str]] = {}
+        self._per_address = ConnectionCounts(self.settings.max_connections_per_ip)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -271,14 +278,17 @@ class Gateway:
         if message["type"] != "websocket.connect":
             return
         settings = self.settings
-        if settings.allowed_origins is not None:
-            origin = _header(scope, b"origin")
-            if origin not in settings.allowed_origins:
-                log.info("refused a connection from origin %r", origin)
-                await send(
-                    {"type": "websocket.close", "code": CloseCode.POLICY, "reason": "origin not allowed"}
-                )
-                return
+        if not self._origin_allowed(scope):
+            await send({"type": "websocket.close", "code": CloseCode.POLICY, "reason": "origin not allowed"})
+            return
+        address = _client_address(scope)
+        if not self._per_address.can_add(address):
+            await _refuse_upgrade(
+                scope,
+                send,
+                f"too many connections from this address (limit {settings.max_connections_per_ip})",
+            )
+            return
         offered: list[str] = list(scope.get("subprotocols") or [])
         chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
         if offered and chosen is None:
@@ -302,6 +312,7 @@ class Gateway:
         )
         conn.start_writer()
         self._conns[conn.id] = conn
+        self._per_address.add(address)
         direct = conn.direct
         # Only when `receive` is the protocol's own: middleware that wraps it must see every message.
         if direct is not None and self._append_now is not None and direct.feeds(receive):
@@ -330,7 +341,58 @@ class Gateway:
             if direct is not None:
                 direct.receive_with(None)
             del self._conns[conn.id]
+            self._forget_limits(conn, address)
             await self._on_disconnect(conn)
+
+    def _origin_allowed(self, scope: Scope) -> bool:
+        """The Origin rule (docs/deployment.md): with an allow-list, a browser's Origin must be on
+        it; a client that sends none (not a browser) is let in only with allow_missing_origin."""
+        settings = self.settings
+        if settings.allowed_origins is None:
+            return True
+        origin = _header(scope, b"origin")
+        if origin is None and settings.allow_missing_origin:
+            return True
+        if origin in settings.allowed_origins:
+            return True
+        log.info("refused a connection from origin %r", origin)
+        return False
+
+    def _check_join_rate(self, conn: Connection) -> None:
+        """Joins and leaves per connection: each runs a hook and broadcasts (promise 7)."""
+        limiter = self._join_limiters.get(conn.id)
+        if limiter is None:
+            limiter = self._join_limiters[conn.id] = Limiter(self.settings.join_rate_per_s)
+        if not limiter.take():
+            if limiter.strikes > 4 * limiter.burst:
+                conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
+            raise RateLimitedError(
+                f"over the limit of {limiter.rate:g} joins and leaves per second on one connection"
+            )
+
+    def _check_player_connections(self, conn: Connection, player: str) -> None:
+        """Connections per player on this gateway: a connection counts for every player whose
+        seat it presented, until it closes."""
+        conns = self._player_conns.get(player)
+        if conns is not None and conn.id in conns:
+            return
+        limit = self.settings.max_connections_per_player
+        if limit is not None and conns is not None and len(conns) >= limit:
+            raise RateLimitedError(
+                f"player {player!r} already has {limit} connections to this server; close one first"
+            )
+        self._player_conns.setdefault(player, set()).add(conn.id)
+        self._conn_players.setdefault(conn.id, set()).add(player)
+
+    def _forget_limits(self, conn: Connection, address: str) -> None:
+        self._per_address.remove(address)
+        self._join_limiters.pop(conn.id, None)
+        for player in self._conn_players.pop(conn.id, ()):
+            conns = self._player_conns.get(player)
+            if conns is not None:
+                conns.discard(conn.id)
+                if not conns:
+                    del self._player_conns[player]
 
     def _on_frame_now(self, conn: Connection, data: str | bytes) -> bool:
         """The receive fast path, called by the protocol as a message arrives while the
@@ -469,7 +531,9 @@ class Gateway:
             raise _room_closed() from exc
 
     async def _on_join(self, conn: Connection, frame: Join) -> None:
+        self._check_join_rate(conn)
         seat = self.signer.verify_seat(frame.seat, frame.room)
+        self._check_player_connections(conn, seat.player_id)
         if frame.room in conn.rooms:
             raise ProtocolError(f"already in room {frame.room!r} on this connection")
         record = await self.backend.get_room(frame.room)
@@ -520,6 +584,7 @@ class Gateway:
             self._drop_fanout(fan)
 
     async def _on_leave(self, conn: Connection, frame: Leave) -> None:
+        self._check_join_rate(conn)
         member = conn.rooms.pop(frame.room, None)
         if member is None:
             raise NotJoinedError(f"not in room {frame.room!r}")
@@ -629,6 +694,24 @@ async def run_lifespan(
 def _room_closed() -> RoomClosedError:
     """What a client hears when it sends to a room that no longer exists."""
     return RoomClosedError("the room has ended")
+
+
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+async def _refuse_upgrade(scope: Scope, send: Send, message: str) -> None:
+    """Refuse a WebSocket upgrade with HTTP 429 and the lobby's error body (where the server
+    offers the ASGI denial response; else a policy close, which is an HTTP 403)."""
+    log.info("refused a connection: %s", message)
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": CloseCode.POLICY, "reason": message})
+        return
+    body = json.dumps({"error": {"code": ErrorCode.RATE_LIMITED.value, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": 429, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
