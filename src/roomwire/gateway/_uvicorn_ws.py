@@ -21,6 +21,7 @@ from websockets.frames import Opcode
 
 from roomwire.gateway._inbound import InboundQueue
 from roomwire.gateway._limits import LogBudget
+from roomwire.protocol.codes import CloseCode
 
 EXTENSION = "roomwire.direct_write"
 _invalid_text = LogBudget(logging.getLogger("roomwire.gateway"))
@@ -183,7 +184,7 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
         """
         self.frames = []
         _invalid_text.info("closed a WebSocket from %s with 1007: text frame is not UTF-8", self.client)
-        self.conn.send_close(1007, "invalid UTF-8 in a text frame")
+        self.conn.send_close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
         self.handle_parser_exception()
 
     async def receive(self) -> Any:
