@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from gateway_harness import Server, make_app, serving
+from starlette.responses import StreamingResponse
 
 from roomwire import GatewaySettings
 from roomwire.testing import serve_app
@@ -19,6 +21,16 @@ MiB = 1024 * 1024
 async def edgy() -> AsyncIterator[Server]:
     """The test game with short HTTP timeouts, so that the slow clients below are cut off soon."""
     app = make_app(GatewaySettings(head_timeout_s=1.0, body_timeout_s=1.0, rooms_per_player_per_min=3))
+
+    @app.route("/ticks")
+    async def ticks(request: Any) -> StreamingResponse:
+        async def four_ticks() -> AsyncIterator[str]:
+            for _ in range(4):
+                await asyncio.sleep(0.5)  # the stream's own pace: 2 s in all
+                yield "tick\n"
+
+        return StreamingResponse(four_ticks())
+
     async with serve_app(app) as url, serving(url, app) as srv:
         yield srv
 
@@ -216,3 +228,12 @@ async def test_keep_alive_requests_and_normal_bodies_still_work(edgy: Server) ->
     client = await edgy.connect()  # the WebSocket upgrade passes
     await client.send({"t": "ping", "id": 1})
     assert (await client.recv_until("pong"))["id"] == 1
+
+
+async def test_a_streaming_response_outlives_the_body_timeout(edgy: Server) -> None:
+    # Starlette's StreamingResponse waits in receive() for the disconnect while it streams: the
+    # body deadline (1 s here) must not cut it off once the (empty) body has arrived.
+    async with edgy.http.stream("GET", "/ticks") as response:
+        assert response.status_code == 200
+        chunks = [chunk async for chunk in response.aiter_text()]
+    assert "".join(chunks) == "tick\n" * 4

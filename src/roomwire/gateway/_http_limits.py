@@ -10,7 +10,8 @@ roomwire's own lobby routes and the app's `@app.route` routes alike:
   makes the route's read raise `RequestTooLargeError` (413), so at most limit + one chunk of
   the server's read buffer is ever held;
 * the whole body must arrive within `body_timeout_s` of the request head, else the read
-  raises `RequestTimeoutError` (408).
+  raises `RequestTimeoutError` (408). Once it has, receive() is passed through untimed (a
+  streaming response waits in it for the client's disconnect).
 
 Both answers carry the lobby's error body and `Connection: close`, so the server stops reading
 the rest of an oversized or slow body.
@@ -52,9 +53,14 @@ class BodyLimits:
             return
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         received = 0
+        body_done = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:
+                # After the body, receive() only waits for the disconnect (a streaming response
+                # listens for it as long as it streams): no deadline.
+                return await receive()  # type: ignore[no-any-return]  # the server's receive
             try:
                 async with asyncio.timeout_at(deadline):
                     message: Message = await receive()
@@ -66,6 +72,9 @@ class BodyLimits:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise _too_large(limit)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await self.app(scope, bounded_receive, send)
