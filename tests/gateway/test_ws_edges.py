@@ -77,21 +77,22 @@ async def test_a_burst_of_leaves_and_joins_is_rate_limited_then_closed_4004(serv
 
 
 async def test_connections_per_player_are_bounded(limited: Server) -> None:
-    seat = await limited.seat(create=True)
-    await limited.player(seat)
-    second = await limited.connect()
-    await second.join(await limited.seat(room=seat.room, token=seat.token))  # 2 connections: the limit
+    token = await limited.guest()
+    rooms = [await limited.seat(create=True, token=token) for _ in range(3)]
+    for seat in rooms[:2]:  # one player in two rooms on two connections: the limit here
+        await limited.player(seat)
     third = await limited.connect()
-    refused = await third.join(await limited.seat(room=seat.room, token=seat.token))
+    refused = await third.join(rooms[2])
     assert refused["t"] == "error" and refused["code"] == "rate_limited"
     assert "2 connections" in refused["message"]
-    await second.aclose()  # one fewer: the player may connect again
+    await limited.clients[0].aclose()  # one fewer: the player may connect again
     async with asyncio.timeout(10):
         while True:
-            answer = await third.join(await limited.seat(room=seat.room, token=seat.token))
+            answer = await third.join(await limited.seat(room=rooms[2].room, token=token))
             if answer.get("code") != "rate_limited":
                 break
             await asyncio.sleep(0.1)  # until the server has seen the close
+    assert answer["t"] == "joined", answer
 
 
 async def test_connections_per_address_are_bounded(limited: Server) -> None:
@@ -135,3 +136,17 @@ async def test_the_python_sdk_can_send_an_origin(limited: Server) -> None:
             await client.login_guest()
             room = await client.join_or_create("arena")
             await room.send("move", {"n": 1})
+
+
+async def test_a_replaced_connection_no_longer_counts_for_its_player(limited: Server) -> None:
+    # A client that reconnects while its old connections linger (the server has not noticed
+    # them dead yet) takes their place in the room, and is not refused for their number.
+    seat = await limited.seat(create=True)
+    lingering = [await limited.connect() for _ in range(2)]
+    for client in lingering:  # each replaces the one before in the room
+        answer = await client.join(await limited.seat(room=seat.room, token=seat.token))
+        assert answer["t"] == "joined"
+    await lingering[0].recv_until("left", room=seat.room)  # replaced
+    fresh = await limited.connect()
+    answer = await fresh.join(await limited.seat(room=seat.room, token=seat.token))
+    assert answer["t"] == "joined", answer

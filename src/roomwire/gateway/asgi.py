@@ -371,28 +371,47 @@ class Gateway:
             )
 
     def _check_player_connections(self, conn: Connection, player: str) -> None:
-        """Connections per player on this gateway: a connection counts for every player whose
-        seat it presented, until it closes."""
+        """Connections per player on this gateway: a connection counts for a player from its
+        first join with the player's seat, until it closes or is no longer in a room as them."""
         conns = self._player_conns.get(player)
         if conns is not None and conn.id in conns:
             return
         limit = self.settings.max_connections_per_player
         if limit is not None and conns is not None and len(conns) >= limit:
-            raise RateLimitedError(
-                f"player {player!r} already has {limit} connections to this server; close one first"
-            )
+            # A reconnecting client's old connection may linger until its heartbeat runs out;
+            # once replaced in its rooms (or left), it no longer counts.
+            for old in [c for c in conns if not self._holds(c, player)]:
+                self._forget_player(old, player)
+            conns = self._player_conns.get(player)
+            if conns is not None and len(conns) >= limit:
+                raise RateLimitedError(
+                    f"player {player!r} already has {limit} connections to this server; close one first"
+                )
         self._player_conns.setdefault(player, set()).add(conn.id)
         self._conn_players.setdefault(conn.id, set()).add(player)
+
+    def _holds(self, conn_id: int, player: str) -> bool:
+        """True when the connection is in a room as `player` (one still joining is not: the
+        bound may be passed by the joins in flight at one moment, never for good)."""
+        conn = self._conns.get(conn_id)
+        return conn is not None and any(member.player == player for member in conn.rooms.values())
+
+    def _forget_player(self, conn_id: int, player: str) -> None:
+        conns = self._player_conns.get(player)
+        if conns is not None:
+            conns.discard(conn_id)
+            if not conns:
+                del self._player_conns[player]
+        players = self._conn_players.get(conn_id)
+        if players is not None:
+            players.discard(player)
 
     def _forget_limits(self, conn: Connection, address: str) -> None:
         self._per_address.remove(address)
         self._join_limiters.pop(conn.id, None)
-        for player in self._conn_players.pop(conn.id, ()):
-            conns = self._player_conns.get(player)
-            if conns is not None:
-                conns.discard(conn.id)
-                if not conns:
-                    del self._player_conns[player]
+        for player in list(self._conn_players.get(conn.id, ())):
+            self._forget_player(conn.id, player)
+        self._conn_players.pop(conn.id, None)
 
     def _on_frame_now(self, conn: Connection, data: str | bytes) -> bool:
         """The receive fast path, called by the protocol as a message arrives while the
