@@ -29,8 +29,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from roomwire.gateway._limits import LogBudget
 
-_refusals = LogBudget(logging.getLogger("roomwire.gateway"))
-
 BODY_GRACE_S = 1.0  # the ASGI layer's 408 (gateway/_http_limits.py) comes first
 
 
@@ -44,6 +42,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     head_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
     max_head_bytes: int = 32 * 1024
+    refusals: LogBudget = LogBudget(logging.getLogger("roomwire.gateway"))  # one per server: see below
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,7 +149,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._disarm()
         if self.transport.is_closing():
             return
-        _refusals.info("HTTP %d for %s: %s", status, self.client or "a client", message)
+        self.refusals.info("HTTP %d for %s: %s", status, self.client or "a client", message)
         body = json.dumps({"error": {"code": "bad_frame", "message": message}}).encode()
         self.transport.write(
             b"".join(
@@ -172,7 +171,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 def bounded_http_protocol(*, head_timeout_s: float, body_timeout_s: float, max_head_bytes: int) -> type:
     """A BoundedHttpProtocol class with these limits, for uvicorn.Config(http=...)."""
     limits = {"head_timeout_s": head_timeout_s, "body_timeout_s": body_timeout_s}
-    return type("BoundedHttpProtocol", (BoundedHttpProtocol,), {**limits, "max_head_bytes": max_head_bytes})
+    refusals = LogBudget(logging.getLogger("roomwire.gateway"))  # shared by this server's connections
+    attributes = {**limits, "max_head_bytes": max_head_bytes, "refusals": refusals}
+    return type("BoundedHttpProtocol", (BoundedHttpProtocol,), attributes)
 
 
 __all__ = ["BoundedHttpProtocol", "bounded_http_protocol"]

@@ -24,6 +24,8 @@ from roomwire.gateway._limits import LogBudget
 from roomwire.protocol.codes import CloseCode
 
 EXTENSION = "roomwire.direct_write"
+# uvicorn builds this protocol by import path, with nothing per server to hold a log budget:
+# one per process, like the logger it writes to.
 _invalid_text = LogBudget(logging.getLogger("roomwire.gateway"))
 
 Receiver = Callable[[str | bytes], bool]

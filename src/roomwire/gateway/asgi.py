@@ -29,7 +29,7 @@ from roomwire.errors import (
     RoomwireError,
 )
 from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
-from roomwire.gateway._limits import ConnectionCounts
+from roomwire.gateway._limits import ConnectionCounts, LogBudget
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -200,6 +200,7 @@ class Gateway:
         self._player_conns: dict[str, set[int]] = {}
         self._conn_players: dict[int, set[str]] = {}
         self._per_address = ConnectionCounts(self.settings.max_connections_per_ip)
+        self._refusals = LogBudget(log)  # a refused client may retry as fast as it likes
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -283,11 +284,9 @@ class Gateway:
             return
         address = _client_address(scope)
         if not self._per_address.can_add(address):
-            await _refuse_upgrade(
-                scope,
-                send,
-                f"too many connections from this address (limit {settings.max_connections_per_ip})",
-            )
+            reason = f"too many connections from this address (limit {settings.max_connections_per_ip})"
+            self._refusals.info("refused a connection from %s: %s", address, reason)
+            await _refuse_upgrade(scope, send, reason)
             return
         offered: list[str] = list(scope.get("subprotocols") or [])
         chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
@@ -355,7 +354,7 @@ class Gateway:
             return True
         if origin in settings.allowed_origins:
             return True
-        log.info("refused a connection from origin %r", origin)
+        self._refusals.info("refused a connection from origin %r", origin)
         return False
 
     def _check_join_rate(self, conn: Connection) -> None:
@@ -723,7 +722,6 @@ def _client_address(scope: Scope) -> str:
 async def _refuse_upgrade(scope: Scope, send: Send, message: str) -> None:
     """Refuse a WebSocket upgrade with HTTP 429 and the lobby's error body (where the server
     offers the ASGI denial response; else a policy close, which is an HTTP 403)."""
-    log.info("refused a connection: %s", message)
     if "websocket.http.response" not in (scope.get("extensions") or {}):
         await send({"type": "websocket.close", "code": CloseCode.POLICY, "reason": message})
         return
