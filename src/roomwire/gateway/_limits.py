@@ -1,4 +1,4 @@
-"""Per-identity and per-address bounds of one gateway: rooms created, connections held, log lines.
+"""Per-identity and per-address bounds of one gateway: rooms created, joins, connections, log lines.
 
 Promise 7: one player (or one address) must not be able to take a server's rooms or sockets.
 The counts are per gateway process, not shared across a cluster: behind N gateways a player
@@ -10,8 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from roomwire.errors import RateLimitedError
+from roomwire.protocol.codes import CloseCode
+
+if TYPE_CHECKING:  # connection.py imports the WebSocket protocol, which imports LogBudget from here
+    from roomwire.gateway.connection import Connection
 
 WINDOW_S = 60.0
 
@@ -99,3 +105,98 @@ class LogBudget:
             self.logger.info(message, *args)
         else:
             self._dropped += 1
+
+
+class TokenBucket(Protocol):
+    """What ClientBounds needs of a rate limiter (the gateway's `Limiter`)."""
+
+    rate: float
+    burst: float
+    strikes: int
+
+    def take(self) -> bool:
+        """True when one more action is allowed now."""
+        ...
+
+
+class ClientBounds:
+    """One gateway's bounds on its clients: joins and leaves per connection, connections per
+    player, connections per client address (see GatewaySettings)."""
+
+    def __init__(
+        self,
+        new_limiter: Callable[[], TokenBucket],
+        *,
+        max_per_player: int | None,
+        max_per_address: int | None,
+    ) -> None:
+        self._new_limiter = new_limiter
+        self.max_per_player = max_per_player
+        self._per_address = ConnectionCounts(max_per_address)
+        self._join_limiters: dict[int, TokenBucket] = {}
+        self._player_conns: dict[str, dict[int, Connection]] = {}
+        self._conn_players: dict[int, set[str]] = {}
+
+    def can_open(self, address: str) -> bool:
+        """True while `address` holds fewer connections than its bound."""
+        return self._per_address.can_add(address)
+
+    def opened(self, address: str) -> None:
+        """Count a connection accepted from `address`."""
+        self._per_address.add(address)
+
+    def closed(self, conn: Connection, address: str) -> None:
+        """Forget everything counted for a connection that ended."""
+        self._per_address.remove(address)
+        self._join_limiters.pop(conn.id, None)
+        for player in self._conn_players.pop(conn.id, set()):
+            self._forget(conn.id, player)
+
+    def check_join_rate(self, conn: Connection) -> None:
+        """Count a join or leave (each runs a hook and broadcasts); raises RateLimitedError over
+        the rate, and closes the connection (4004) far over it."""
+        limiter = self._join_limiters.get(conn.id)
+        if limiter is None:
+            limiter = self._join_limiters[conn.id] = self._new_limiter()
+        if not limiter.take():
+            if limiter.strikes > 4 * limiter.burst:
+                conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
+            raise RateLimitedError(
+                f"over the limit of {limiter.rate:g} joins and leaves per second on one connection"
+            )
+
+    def check_player(self, conn: Connection, player: str) -> None:
+        """Count `conn` for `player` (a join with their seat); raises RateLimitedError when the
+        player already has the bound's number of other connections in rooms here.
+
+        A connection counts from its first join as the player until it closes, or until it is
+        no longer in a room as them (a reconnecting client's old connection, replaced in its
+        rooms, may linger until its heartbeat runs out). A connection still joining does not
+        hold a room yet: the joins in flight at one moment may pass the bound, never for good.
+        """
+        conns = self._player_conns.get(player)
+        if conns is not None and conn.id in conns:
+            return
+        limit = self.max_per_player
+        if limit is not None and conns is not None and len(conns) >= limit:
+            for old in [c for c in conns.values() if not _holds(c, player)]:
+                self._forget(old.id, player)
+                self._conn_players.get(old.id, set()).discard(player)
+            conns = self._player_conns.get(player)
+            if conns is not None and len(conns) >= limit:
+                raise RateLimitedError(
+                    f"player {player!r} already has {limit} connections to this server; close one first"
+                )
+        self._player_conns.setdefault(player, {})[conn.id] = conn
+        self._conn_players.setdefault(conn.id, set()).add(player)
+
+    def _forget(self, conn_id: int, player: str) -> None:
+        conns = self._player_conns.get(player)
+        if conns is not None:
+            conns.pop(conn_id, None)
+            if not conns:
+                del self._player_conns[player]
+
+
+def _holds(conn: Connection, player: str) -> bool:
+    return not conn.is_closed and any(member.player == player for member in conn.rooms.values())

@@ -29,7 +29,7 @@ from roomwire.errors import (
     RoomwireError,
 )
 from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
-from roomwire.gateway._limits import ConnectionCounts, LogBudget
+from roomwire.gateway._limits import ClientBounds, LogBudget
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -196,10 +196,11 @@ class Gateway:
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # Promise 7: per-connection join/leave rate, connections per player and per address.
-        self._join_limiters: dict[int, Limiter] = {}
-        self._player_conns: dict[str, set[int]] = {}
-        self._conn_players: dict[int, set[str]] = {}
-        self._per_address = ConnectionCounts(self.settings.max_connections_per_ip)
+        self._bounds = ClientBounds(
+            functools.partial(Limiter, self.settings.join_rate_per_s),
+            max_per_player=self.settings.max_connections_per_player,
+            max_per_address=self.settings.max_connections_per_ip,
+        )
         self._refusals = LogBudget(log)  # a refused client may retry as fast as it likes
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class Gateway:
             await send({"type": "websocket.close", "code": CloseCode.POLICY, "reason": "origin not allowed"})
             return
         address = _client_address(scope)
-        if not self._per_address.can_add(address):
+        if not self._bounds.can_open(address):
             reason = f"too many connections from this address (limit {settings.max_connections_per_ip})"
             self._refusals.info("refused a connection from %s: %s", address, reason)
             await _refuse_upgrade(scope, send, reason)
@@ -311,7 +312,7 @@ class Gateway:
         )
         conn.start_writer()
         self._conns[conn.id] = conn
-        self._per_address.add(address)
+        self._bounds.opened(address)
         direct = conn.direct
         # Only when `receive` is the protocol's own: middleware that wraps it must see every message.
         if direct is not None and self._append_now is not None and direct.feeds(receive):
@@ -340,7 +341,7 @@ class Gateway:
             if direct is not None:
                 direct.receive_with(None)
             del self._conns[conn.id]
-            self._forget_limits(conn, address)
+            self._bounds.closed(conn, address)
             await self._on_disconnect(conn)
 
     def _origin_allowed(self, scope: Scope) -> bool:
@@ -356,61 +357,6 @@ class Gateway:
             return True
         self._refusals.info("refused a connection from origin %r", origin)
         return False
-
-    def _check_join_rate(self, conn: Connection) -> None:
-        """Joins and leaves per connection: each runs a hook and broadcasts (promise 7)."""
-        limiter = self._join_limiters.get(conn.id)
-        if limiter is None:
-            limiter = self._join_limiters[conn.id] = Limiter(self.settings.join_rate_per_s)
-        if not limiter.take():
-            if limiter.strikes > 4 * limiter.burst:
-                conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
-            raise RateLimitedError(
-                f"over the limit of {limiter.rate:g} joins and leaves per second on one connection"
-            )
-
-    def _check_player_connections(self, conn: Connection, player: str) -> None:
-        """Connections per player on this gateway: a connection counts for a player from its
-        first join with the player's seat, until it closes or is no longer in a room as them."""
-        conns = self._player_conns.get(player)
-        if conns is not None and conn.id in conns:
-            return
-        limit = self.settings.max_connections_per_player
-        if limit is not None and conns is not None and len(conns) >= limit:
-            # A reconnecting client's old connection may linger until its heartbeat runs out;
-            # once replaced in its rooms (or left), it no longer counts.
-            for old in [c for c in conns if not self._holds(c, player)]:
-                self._forget_player(old, player)
-            conns = self._player_conns.get(player)
-            if conns is not None and len(conns) >= limit:
-                raise RateLimitedError(
-                    f"player {player!r} already has {limit} connections to this server; close one first"
-                )
-        self._player_conns.setdefault(player, set()).add(conn.id)
-        self._conn_players.setdefault(conn.id, set()).add(player)
-
-    def _holds(self, conn_id: int, player: str) -> bool:
-        """True when the connection is in a room as `player` (one still joining is not: the
-        bound may be passed by the joins in flight at one moment, never for good)."""
-        conn = self._conns.get(conn_id)
-        return conn is not None and any(member.player == player for member in conn.rooms.values())
-
-    def _forget_player(self, conn_id: int, player: str) -> None:
-        conns = self._player_conns.get(player)
-        if conns is not None:
-            conns.discard(conn_id)
-            if not conns:
-                del self._player_conns[player]
-        players = self._conn_players.get(conn_id)
-        if players is not None:
-            players.discard(player)
-
-    def _forget_limits(self, conn: Connection, address: str) -> None:
-        self._per_address.remove(address)
-        self._join_limiters.pop(conn.id, None)
-        for player in list(self._conn_players.get(conn.id, ())):
-            self._forget_player(conn.id, player)
-        self._conn_players.pop(conn.id, None)
 
     def _on_frame_now(self, conn: Connection, data: str | bytes) -> bool:
         """The receive fast path, called by the protocol as a message arrives while the
@@ -549,9 +495,9 @@ class Gateway:
             raise _room_closed() from exc
 
     async def _on_join(self, conn: Connection, frame: Join) -> None:
-        self._check_join_rate(conn)
+        self._bounds.check_join_rate(conn)
         seat = self.signer.verify_seat(frame.seat, frame.room)
-        self._check_player_connections(conn, seat.player_id)
+        self._bounds.check_player(conn, seat.player_id)
         if frame.room in conn.rooms:
             raise ProtocolError(f"already in room {frame.room!r} on this connection")
         record = await self.backend.get_room(frame.room)
@@ -602,7 +548,7 @@ class Gateway:
             self._drop_fanout(fan)
 
     async def _on_leave(self, conn: Connection, frame: Leave) -> None:
-        self._check_join_rate(conn)
+        self._bounds.check_join_rate(conn)
         member = conn.rooms.pop(frame.room, None)
         if member is None:
             raise NotJoinedError(f"not in room {frame.room!r}")
