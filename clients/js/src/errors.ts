@@ -49,6 +49,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  INVALID_PAYLOAD: 1007,
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,

@@ -130,6 +130,7 @@ def run(
         verb = "created" if created else "using"
         console.print(escape(f"token secret: {verb} {secret_path(Path(data))} (keep it private)"))
     hot = HotSwap(backend, load, secret)
+    hot.settings = first.settings
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
     _run_loop(

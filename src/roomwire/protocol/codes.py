@@ -35,6 +35,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down: reconnect elsewhere and resume
+    INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8
     POLICY = 1008  # Origin not allowed
     TOO_BIG = 1009  # frame over max_frame_bytes
     INTERNAL = 1011
