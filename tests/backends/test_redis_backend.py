@@ -22,7 +22,13 @@ from roomwire.backends import backend_from_url
 from roomwire.backends._errors import map_engine_errors
 from roomwire.backends.records import Published, Receipt
 from roomwire.backends.redis import RedisBackend
-from roomwire.errors import BackendError, BackendUnavailableError, RoomNotFoundError, SetupError
+from roomwire.errors import (
+    BackendError,
+    BackendUnavailableError,
+    RoomNotFoundError,
+    SetupError,
+    StaleLeaseError,
+)
 
 HOST, PORT = "127.0.0.1", 6379
 URL = f"redis://{HOST}:{PORT}/0"
@@ -248,6 +254,27 @@ async def test_watchers_are_not_woken_for_a_room_with_a_live_lease(rb: RedisBack
         assert woken.items == [idle, busy]
     finally:
         unwatch()
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+async def test_epochs_keep_increasing_when_the_epoch_counter_goes_back(rb: RedisBackend, raw: Redis) -> None:
+    # The counter INCR and the acquire script are separate calls (different slots): the script
+    # itself must hand out an epoch above the room's last one (issue #10 item 8).
+    rid = await new_room(rb)
+    first = await rb.acquire_lease(rid, "w1", 30)
+    assert first is not None
+    await raw.set(rb._keys.epoch, 0)  # a counter gone back (a restore, a lagging replica, ...)
+    second = await rb.acquire_lease(rid, "w1", 30)
+    assert second is not None and second > first
+    await raw.set(rb._keys.epoch, 0)
+    await rb.release_lease(rid, "w1", second)
+    third = await rb.acquire_lease(rid, "w2", 30)
+    assert third is not None and third > second
+    with pytest.raises(StaleLeaseError):
+        await rb.commit(rid, second, step(1), history=10)
+    await rb.commit(rid, third, step(1), history=10)
 
 
 # --- live delivery: gap-fill after a lost pub/sub connection ----------------------------------

@@ -7,7 +7,8 @@ cluster); `?cluster=1` / `?cluster=0` in the URL forces it either way.
 Key layout (`_redis_scripts.py`; `<ns>` is the namespace, every room key tagged `{r:<id>}` so a
 cluster keeps the whole room in one slot and every room script touches one slot):
 
-    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation
+    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation,
+                                   last lease epoch, hibernating mark
     <ns>:{r:<id>}:in       stream  inbound inputs, entry id 0-<offset> (offsets from 1)
     <ns>:{r:<id>}:out      stream  history: events, entry id 0-<seq>, exactly the last `history`
     <ns>:{r:<id>}:log      stream  commit log: entry 0-<commit number> -> seq range + receipts
@@ -28,9 +29,12 @@ Guarantees and choices (the conformance suite asserts the shared ones):
   trim, trim of consumed inputs, seat release for `joined`, players count, commit log entry and
   SPUBLISH of the encoded Published, all or nothing. An `ended` commit publishes and then deletes
   the room like `delete_room`.
-* Epochs come from one counter per namespace (INCR, then the acquire script), so they grow
-  across delete and re-create of a room id; a lease's epoch stays current after expiry until
-  someone else acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
+* Epochs: the acquire script takes max(a fresh value of the namespace counter, the room's last
+  epoch + 1), so a room's epochs strictly increase whatever order concurrent acquisitions
+  reach Redis in (the counter INCR is a separate call: the counter lives in the namespace's
+  slot) and even if the counter went back; the counter keeps them growing across delete and
+  re-create of a room id. A lease's epoch stays current after expiry until someone else
+  acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
 * Live delivery: the commit script publishes `<incarnation>:<commit number>|<Published>`.
   Pub/sub may lose messages on a reconnect; each room feed (`_redis_feed.py`) detects a
   skipped commit number, and after every (re)subscription it reads what it missed from the
@@ -379,7 +383,7 @@ class RedisBackend:
         taken = await self._run(scripts.acquire, self._keys.room(room_id).all(), owner, _ms(ttl_s), epoch)
         if taken == -1:
             raise _not_found(room_id)
-        return epoch if taken == 1 else None
+        return int(taken) if taken > 0 else None
 
     async def renew_lease(self, room_id: str, owner: str, epoch: int, ttl_s: float) -> None:
         """Extend the lease to ttl_s from now; StaleLeaseError when `epoch` is not current."""
