@@ -113,6 +113,8 @@ class Scripts:
         self.acquire = script("acquire")
         self.renew = script("renew")
         self.release = script("release")
+        self.hibernate = script("hibernate")
+        self.due = script("due")
         self.load = script("load")
         self.commit = script("commit")
         self.events = script("events")

@@ -11,6 +11,11 @@ asserts each one, against a real engine):
   lease that acquires again gets a new epoch and its old one becomes stale. `commit` and
   `renew_lease` with any other epoch raise StaleLeaseError and change nothing; so does a
   commit to a room that no longer exists.
+* Scheduling follows pending input: `hibernate` marks a room hibernating and releases its
+  lease in one atomic step, only for the current (owner, epoch) (a stale epoch changes
+  nothing); `acquire_lease` clears the mark. `rooms_to_run` lists every room without a live
+  lease that is not hibernating or has input appended above its committed offset, so a
+  sleeping room with input is found by the next sweep even when its wake-up was lost.
 * Atomic commit: a commit's snapshot, events, inbound offset and receipts become visible
   together or not at all. Events must continue the room sequence, which starts at 1: the
   first event's seq is the last committed seq + 1, and `inbound_offset` may neither go back
@@ -104,6 +109,21 @@ class Backend(Protocol):
 
     async def release_lease(self, room_id: str, owner: str, epoch: int) -> None:
         """Give the lease up (no-op if it is no longer ours)."""
+
+    async def hibernate(self, room_id: str, owner: str, epoch: int) -> bool:
+        """Mark the room hibernating and release its lease, atomically; True when done.
+
+        False, and nothing changes, when (owner, epoch) is not the current lease (fencing) or
+        the room is gone. Inputs appended meanwhile stay pending: `rooms_to_run` lists the room
+        again, and watchers are told as for an append.
+        """
+
+    async def rooms_to_run(self) -> list[str]:
+        """Rooms that need a worker, oldest first: no live lease, and not hibernating or with
+        input appended above the committed offset (pending input).
+
+        Cost: one check per live room (workers sweep with it; an index may replace it, #13).
+        """
 
     # --- journal ------------------------------------------------------------------------------
 

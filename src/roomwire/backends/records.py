@@ -156,3 +156,4 @@ class RoomRecord(msgspec.Struct, frozen=True):
     created_at: float = 0.0
     code_version: str = ""
     worker: str | None = None
+    hibernating: bool = False  # read-only: the backend's mark (Backend.hibernate), not stored here
