@@ -343,6 +343,35 @@ async def test_subscriber_fills_the_gap_after_its_pubsub_connection_dropped(
     ]
 
 
+async def test_subscriber_is_told_of_events_missed_and_trimmed_from_the_history(
+    rb: RedisBackend, raw: Redis
+) -> None:
+    # Issue #10 item 3: a pub/sub gap longer than the history must not be skipped silently.
+    rid = await new_room(rb)
+    epoch = await rb.acquire_lease(rid, "w1", 30)
+    assert epoch is not None
+    got, unsubscribe = await subscribed(rb, rid)
+    try:
+        await rb.commit(rid, epoch, step(1, events(1, 1)), history=5)
+        await got.wait_for(1)
+        (client_id,) = await pubsub_client_ids(raw, rb)
+
+        restore = kill_pubsub_before_commits(raw, rb, client_id)
+        receipt = Receipt(player="p1", kind="ack", ref="7")
+        await rb.commit(rid, epoch, step(1, events(2, 20), receipts=(receipt,)), history=5)  # lost live
+        restore()
+        await got.wait_for(2)  # the feed resubscribes and reads what it missed
+        await rb.commit(rid, epoch, step(1, events(22, 1)), history=5)
+
+        items = await got.wait_for(3)
+    finally:
+        unsubscribe()
+    assert items[1:] == [
+        Published(room=rid, events=events(17, 5), receipts=(receipt,), lost=(2, 16)),
+        Published(room=rid, events=events(22, 1)),
+    ]
+
+
 async def test_subscriber_learns_the_room_is_gone_when_its_ended_commit_was_lost(
     rb: RedisBackend, raw: Redis
 ) -> None:

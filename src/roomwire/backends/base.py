@@ -23,6 +23,9 @@ asserts each one, against a real engine):
 * Commit before delivery (Promise 1, 2): subscribers get every commit (also one without
   events) only after it is durable, exactly once, in seq order, via the callback given to
   `subscribe`. A callback that raises is logged; the commit and other callbacks go on.
+  No gap is silent: a backend whose subscription can miss commits (Redis pub/sub) reads them
+  back, and events it can no longer read (trimmed from the history meanwhile) are named in
+  the next `Published.lost` = (first, last) seq, never skipped without a word.
 * History: `read_events(after=s)` returns committed events with seq > s, in order, as long as
   they are within the kept window (`history` of the commit's room); older gaps raise
   HistoryGoneError; an unknown room raises RoomNotFoundError.
@@ -143,6 +146,8 @@ class Backend(Protocol):
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
         """Deliver each later commit of the room to `callback` once, in order, after it is durable.
 
+        Each Published's events continue the previous ones' seqs, except after events named in
+        its `lost` (first, last): those were committed but can no longer be delivered.
         On a remote engine the subscription becomes active asynchronously; writes made through
         the same backend instance after this call are ordered after it.
         """
