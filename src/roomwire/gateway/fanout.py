@@ -131,10 +131,21 @@ class RoomFanout:
         history (`_fill_gap`). Events that cannot be had any more (`pub.lost`, from the backend
         or from a failed fill) are reported to the members that missed them first.
         """
+        events = pub.events
+        last = self.last_seq
+        # The usual case first: the next commit, nothing missed, nothing held.
+        if (
+            events
+            and last is not None
+            and events[0].seq == last + 1
+            and self._held is None
+            and pub.lost is None
+        ):
+            self.last_seq = events[-1].seq
+            return True
         if self._held is not None:
             self._held.append(pub)
             return False
-        last = self.last_seq
         if pub.lost is not None:
             self._report_lost(*pub.lost)
             last = self.last_seq = max(last or 0, pub.lost[1])
