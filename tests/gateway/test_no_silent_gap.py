@@ -18,6 +18,7 @@ import msgspec
 import pytest
 from gateway_harness import RawClient, Server, serving
 from redis.asyncio import Redis
+from websockets.exceptions import ConnectionClosed
 
 from roomwire import App
 from roomwire.backends.base import Unsubscribe
@@ -235,3 +236,46 @@ async def test_a_hole_the_backend_left_is_filled_from_the_history_or_reported(
         assert frames.index(told[0]) < next(i for i, f in enumerate(frames) if f["t"] == "event")
         assert len(seqs) == 2
     assert_no_silent_gap(frames, seqs[0] - 1 if filled else 0)
+
+
+async def test_a_member_still_being_replayed_to_when_events_are_lost_is_made_to_resume(
+    skipping: tuple[Server, SkippingBackend],
+) -> None:
+    srv, backend = skipping
+    first, seat = await srv.player(type="tiny", create=True)
+    sender, _ = await srv.player(await srv.seat(room=seat.room))
+    joined = next(f for f in first.frames if f["t"] == "joined")
+    await first.aclose()  # the player keeps their place for the reconnect grace
+    one = await sender.msg(seat.room, "burst", {"n": 1})
+    await sender.recv_until("ack", id=one)  # seq 1: a resume from 0 has something to replay
+
+    # Hold the resume's replay (its read of the history) until the hole has been reported. The
+    # gateway reads once before the join (to refuse a `since` already gone), then replays.
+    replay_may_read = asyncio.Event()
+    read_events = backend.read_events
+    reads = 0
+
+    async def held_read(room_id: str, after: int) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            await replay_may_read.wait()
+        return await read_events(room_id, after)
+
+    backend.read_events = held_read  # type: ignore[method-assign]  # test instrumentation
+    again = await srv.connect()
+    assert (await again.join(joined["rejoin"], room=seat.room, since=0))["t"] == "joined"
+
+    backend.skip_next = True
+    await sender.msg(seat.room, "burst", {"n": 8}, id=None)  # skipped; the room keeps only 5
+    await asyncio.wait_for(backend.skipped.wait(), 10)
+    after = await sender.msg(seat.room, "burst", {"n": 1})
+    assert after is not None
+    await sender.recv_until("ack", id=after)  # the hole was found and reported meanwhile
+    assert reads == 3  # the gateway's own read of the hole found it gone
+    replay_may_read.set()
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await again.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "events lost: resume")
