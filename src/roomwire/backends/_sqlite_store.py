@@ -7,7 +7,7 @@ Schema (every table is keyed by the backend's namespace, so namespaces can share
 
     rw_meta(ns, key, value)          counters: `epoch` (the last lease epoch handed out)
     rw_rooms(ns, id, record, players, inbound_offset, last_seq, snapshot,
-             lease_owner, lease_epoch, lease_expires)
+             lease_owner, lease_epoch, lease_expires, hibernating)
                                      one row per live room; rowid order = registration order
     rw_inputs(ns, room, offset, body)        inbound inputs not yet consumed by a commit
     rw_events(ns, room, seq, body)           the kept history window of outbound events
@@ -43,7 +43,7 @@ from roomwire.errors import BackendError, BackendUnavailableError, SetupError
 
 logger = logging.getLogger("roomwire.backends.embedded")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rw_rooms.hibernating (files of version 1 are migrated on open)
 # Checkpoint once this many write transactions accumulated, or after CHECKPOINT_DELAY_S.
 CHECKPOINT_EVERY_WRITES = 500
 CHECKPOINT_DELAY_S = 1.0
@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS rw_rooms (
     ns TEXT NOT NULL, id TEXT NOT NULL, record BLOB NOT NULL, players INTEGER NOT NULL,
     inbound_offset INTEGER NOT NULL DEFAULT 0, last_seq INTEGER NOT NULL DEFAULT 0, snapshot BLOB,
     lease_owner TEXT, lease_epoch INTEGER, lease_expires REAL,
+    hibernating INTEGER NOT NULL DEFAULT 0,
     UNIQUE (ns, id));
 CREATE TABLE IF NOT EXISTS rw_inputs (
     ns TEXT NOT NULL, room TEXT NOT NULL, offset INTEGER NOT NULL, body BLOB NOT NULL,
@@ -100,6 +101,7 @@ class StoredRoom:
     events: list[OutEvent] = field(default_factory=list)
     reservations: dict[str, float] = field(default_factory=dict)
     seated: set[str] = field(default_factory=set)
+    hibernating: bool = False
 
 
 @dataclass(slots=True)
@@ -191,12 +193,14 @@ class SqliteStore:
             conn = self._connect()
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, SCHEMA_VERSION):
+                if version not in (0, 1, SCHEMA_VERSION):
                     raise SetupError(
                         f"SQLite file {self.path!r} has schema version {version}; this roomwire "
                         f"reads version {SCHEMA_VERSION}: use a new file or a matching roomwire"
                     )
                 conn.executescript(_SCHEMA)
+                if version == 1:  # the table predates the hibernation mark
+                    conn.execute("ALTER TABLE rw_rooms ADD COLUMN hibernating INTEGER NOT NULL DEFAULT 0")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 loaded = self._load(conn)
                 self._ckpt_conn = self._connect()
@@ -210,13 +214,21 @@ class SqliteStore:
         ns = (self.ns,)
         row = conn.execute("SELECT value FROM rw_meta WHERE ns=? AND key='epoch'", ns).fetchone()
         rooms: dict[str, StoredRoom] = {}
-        for rid, record, players, inbound, last_seq, snap, owner, epoch, expires in conn.execute(
+        for rid, record, players, inbound, last_seq, snap, owner, epoch, expires, hib in conn.execute(
             "SELECT id, record, players, inbound_offset, last_seq, snapshot, lease_owner, lease_epoch,"
-            " lease_expires FROM rw_rooms WHERE ns=? ORDER BY rowid",
+            " lease_expires, hibernating FROM rw_rooms WHERE ns=? ORDER BY rowid",
             ns,
         ):
             lease = (owner, epoch, expires) if epoch is not None else None
-            rooms[rid] = StoredRoom(self._record_dec.decode(record), players, inbound, last_seq, snap, lease)
+            rooms[rid] = StoredRoom(
+                self._record_dec.decode(record),
+                players,
+                inbound,
+                last_seq,
+                snap,
+                lease,
+                hibernating=bool(hib),
+            )
         for rid, offset, body in conn.execute(
             "SELECT room, offset, body FROM rw_inputs WHERE ns=? ORDER BY room, offset", ns
         ):
@@ -316,11 +328,15 @@ class SqliteStore:
         self._wrote()
 
     def set_lease(self, room_id: str, owner: str | None, epoch: int | None, expires: float | None) -> None:
-        """Set (or clear, with None) the room's lease; a new epoch also advances the counter."""
+        """Set (or clear, with None) the room's lease; a new epoch also advances the counter.
+
+        Setting a lease clears the room's hibernation mark.
+        """
         with self._transaction() as db:
             db.execute(
-                "UPDATE rw_rooms SET lease_owner=?, lease_epoch=?, lease_expires=? WHERE ns=? AND id=?",
-                (owner, epoch, expires, self.ns, room_id),
+                "UPDATE rw_rooms SET lease_owner=?, lease_epoch=?, lease_expires=?,"
+                " hibernating=CASE WHEN ? IS NULL THEN hibernating ELSE 0 END WHERE ns=? AND id=?",
+                (owner, epoch, expires, owner, self.ns, room_id),
             )
             if epoch is not None:
                 db.execute(
@@ -328,6 +344,15 @@ class SqliteStore:
                     " ON CONFLICT (ns, key) DO UPDATE SET value=max(value, excluded.value)",
                     (self.ns, epoch),
                 )
+
+    def hibernate(self, room_id: str) -> None:
+        """Clear the room's lease and mark it hibernating, in one transaction."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE rw_rooms SET lease_owner=NULL, lease_epoch=NULL, lease_expires=NULL, hibernating=1"
+                " WHERE ns=? AND id=?",
+                (self.ns, room_id),
+            )
 
     def set_seats(
         self, room_id: str, put: Iterable[tuple[str, float | None]], drop: Iterable[str] = ()

@@ -7,7 +7,8 @@ cluster); `?cluster=1` / `?cluster=0` in the URL forces it either way.
 Key layout (`_redis_scripts.py`; `<ns>` is the namespace, every room key tagged `{r:<id>}` so a
 cluster keeps the whole room in one slot and every room script touches one slot):
 
-    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation
+    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation,
+                                   last lease epoch, hibernating mark
     <ns>:{r:<id>}:in       stream  inbound inputs, entry id 0-<offset> (offsets from 1)
     <ns>:{r:<id>}:out      stream  history: events, entry id 0-<seq>, exactly the last `history`
     <ns>:{r:<id>}:log      stream  commit log: entry 0-<commit number> -> seq range + receipts
@@ -28,9 +29,12 @@ Guarantees and choices (the conformance suite asserts the shared ones):
   trim, trim of consumed inputs, seat release for `joined`, players count, commit log entry and
   SPUBLISH of the encoded Published, all or nothing. An `ended` commit publishes and then deletes
   the room like `delete_room`.
-* Epochs come from one counter per namespace (INCR, then the acquire script), so they grow
-  across delete and re-create of a room id; a lease's epoch stays current after expiry until
-  someone else acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
+* Epochs: the acquire script takes max(a fresh value of the namespace counter, the room's last
+  epoch + 1), so a room's epochs strictly increase whatever order concurrent acquisitions
+  reach Redis in (the counter INCR is a separate call: the counter lives in the namespace's
+  slot) and even if the counter went back; the counter keeps them growing across delete and
+  re-create of a room id. A lease's epoch stays current after expiry until someone else
+  acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
 * Live delivery: the commit script publishes `<incarnation>:<commit number>|<Published>`.
   Pub/sub may lose messages on a reconnect; each room feed (`_redis_feed.py`) detects a
   skipped commit number, and after every (re)subscription it reads what it missed from the
@@ -45,7 +49,10 @@ Guarantees and choices (the conformance suite asserts the shared ones):
 * `watch_inputs` is told about appends to rooms with no live lease (and new rooms, and a
   lease released while inputs wait): a lease holder reads its room itself, so wakeups cost
   nothing per message of a running room. Wakeups lost while the pub/sub link is down are not
-  replayed: workers should also sweep `list_rooms` for rooms with expired leases.
+  replayed: workers also sweep `rooms_to_run` (one `due.lua` per room, pipelined), which
+  lists a room with input above its committed offset even when it is marked hibernating.
+* `hibernate` (`hibernate.lua`) checks the lease epoch, marks the room hibernating (meta `h`)
+  and deletes the lease in one script; `acquire.lua` clears the mark.
 * `read_inputs` reads with one script, then waits with XREAD BLOCK (in slices of at most 5 s,
   re-checking that the room exists in between); `delete_room` leaves a tombstone entry that wakes
   waiting readers, which then raise RoomNotFoundError.
@@ -262,9 +269,12 @@ class RedisBackend:
     def _record(raw: Any) -> RoomRecord | None:
         if not raw:
             return None
-        record, players, reserved = raw
+        record, players, reserved, hibernating = raw
         return msgspec.structs.replace(
-            _decode_record(record), players=int(players or 0), reserved=int(reserved)
+            _decode_record(record),
+            players=int(players or 0),
+            reserved=int(reserved),
+            hibernating=hibernating == b"1",
         )
 
     async def list_rooms(self, room_type: str | None = None) -> list[RoomRecord]:
@@ -277,7 +287,7 @@ class RedisBackend:
         for start in range(0, len(ids), _LIST_BATCH):
             chunk = ids[start : start + _LIST_BATCH]
             async with engine_call():
-                raws = await self._get_rooms(client, scripts, chunk)
+                raws = await self._per_room(client, scripts.room, chunk)
             for room_id, raw in zip(chunk, raws, strict=True):
                 record = self._record(raw)
                 if record is not None:
@@ -286,14 +296,15 @@ class RedisBackend:
                     await self._run(scripts.unregister, [self._keys.rooms, index], room_id)
         return rooms
 
-    async def _get_rooms(self, client: Client, scripts: Scripts, ids: list[str]) -> list[Any]:
+    async def _per_room(self, client: Client, script: Any, ids: list[str]) -> list[Any]:
+        """Run a room script once per room: pipelined, or concurrently on a cluster."""
         if isinstance(client, Redis):
             async with client.pipeline(transaction=False) as pipe:
                 for room_id in ids:
-                    await scripts.room(keys=self._keys.room(room_id).all(), client=pipe)
+                    await script(keys=self._keys.room(room_id).all(), client=pipe)
                 return await pipe.execute()
         # Cluster: the rooms live in different slots; one round trip each, concurrently.
-        return list(await asyncio.gather(*(scripts.room(keys=self._keys.room(r).all()) for r in ids)))
+        return list(await asyncio.gather(*(script(keys=self._keys.room(r).all()) for r in ids)))
 
     async def delete_room(self, room_id: str) -> None:
         """Remove the room and everything stored for it; no-op when it does not exist."""
@@ -405,7 +416,7 @@ class RedisBackend:
         taken = await self._run(scripts.acquire, self._keys.room(room_id).all(), owner, _ms(ttl_s), epoch)
         if taken == -1:
             raise _not_found(room_id)
-        return epoch if taken == 1 else None
+        return int(taken) if taken > 0 else None
 
     async def renew_lease(self, room_id: str, owner: str, epoch: int, ttl_s: float) -> None:
         """Extend the lease to ttl_s from now; StaleLeaseError when `epoch` is not current."""
@@ -421,6 +432,32 @@ class RedisBackend:
         await self._run(
             scripts.release, self._keys.room(room_id).all(), owner, epoch, self._keys.wake, room_id
         )
+
+    async def hibernate(self, room_id: str, owner: str, epoch: int) -> bool:
+        """Mark the room hibernating and release its lease (one script) if (owner, epoch) is
+        current; wakes watchers when inputs wait. False when stale or gone."""
+        scripts = self._open_scripts()
+        await self._settle(room_id, wake=True)
+        done = await self._run(
+            scripts.hibernate, self._keys.room(room_id).all(), owner, epoch, self._keys.wake, room_id
+        )
+        return bool(done)
+
+    async def rooms_to_run(self) -> list[str]:
+        """Rooms without a live lease that are not hibernating or have pending input.
+
+        One `due.lua` per registered room, pipelined in batches (as `list_rooms`).
+        """
+        client, scripts = self._open_client(), self._open_scripts()
+        async with engine_call():
+            ids = [raw.decode() for raw in cast(list[bytes], await client.zrange(self._keys.rooms, 0, -1))]
+        due: list[str] = []
+        for start in range(0, len(ids), _LIST_BATCH):
+            chunk = ids[start : start + _LIST_BATCH]
+            async with engine_call():
+                flags = await self._per_room(client, scripts.due, chunk)
+            due.extend(room_id for room_id, flag in zip(chunk, flags, strict=True) if flag == 1)
+        return due
 
     # --- journal ------------------------------------------------------------------------------
 

@@ -64,6 +64,10 @@ class RoomFanout:
         self._unsubscribe: Unsubscribe = backend.subscribe(room_id, self.on_publish)
         self._tasks: set[asyncio.Task[None]] = set()
         self.ended = False
+        # Promise 1, no silent gap: the highest room seq handed to members (None until the first
+        # commit tells), and the commits held back while a hole before them is being filled.
+        self.last_seq: int | None = None
+        self._held: list[Published] | None = None
 
     def close(self) -> None:
         """Stop receiving the room's commits."""
@@ -91,6 +95,8 @@ class RoomFanout:
             self._publish(pub)
 
     def _publish(self, pub: Published) -> None:
+        if not self._in_order(pub):
+            return
         later: list[Receipt] = []
         for receipt in pub.receipts:
             if receipt.kind == "joined" or receipt.kind == "refused":
@@ -117,6 +123,101 @@ class RoomFanout:
                     pending.outcome.set_exception(BackendError("the room ended"))
             self.pending.clear()
             self._on_empty(self)
+
+    def _in_order(self, pub: Published) -> bool:
+        """True when `pub` continues the room's sequence and may be delivered now (promise 1).
+
+        A commit behind a hole is held, with every later one, while the hole is read from the
+        history (`_fill_gap`). Events that cannot be had any more (`pub.lost`, from the backend
+        or from a failed fill) are reported to the members that missed them first.
+        """
+        events = pub.events
+        last = self.last_seq
+        # The usual case first: the next commit, nothing missed, nothing held.
+        if (
+            events
+            and last is not None
+            and events[0].seq == last + 1
+            and self._held is None
+            and pub.lost is None
+        ):
+            self.last_seq = events[-1].seq
+            return True
+        if self._held is not None:
+            self._held.append(pub)
+            return False
+        if pub.lost is not None:
+            self._report_lost(*pub.lost)
+            last = self.last_seq = max(last or 0, pub.lost[1])
+        if pub.events:
+            first = pub.events[0].seq
+            if last is not None and first > last + 1:
+                self._held = [pub]
+                task = asyncio.create_task(
+                    self._fill_gap(last, first - 1), name=f"roomwire-fill-{self.room_id}"
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return False
+            self.last_seq = max(last or 0, pub.events[-1].seq)
+        elif last is None:
+            # No event yet to learn the position from: a join's receipt carries it.
+            seqs = [r.seq for r in pub.receipts if r.kind == "joined"]
+            if seqs:
+                self.last_seq = max(seqs)
+        return True
+
+    async def _fill_gap(self, after: int, until: int) -> None:
+        """Read the events after..until that the backend did not deliver, then the held commits."""
+        lost: tuple[int, int] | None = None
+        missing: tuple[OutEvent, ...] = ()
+        try:
+            missing = tuple(
+                ev for ev in await self.backend.read_events(self.room_id, after) if ev.seq <= until
+            )
+        except HistoryGoneError:
+            lost = (after + 1, until)
+        except BackendError:
+            log.exception("room %s: cannot read events %d..%d to fill a gap", self.room_id, after + 1, until)
+            lost = (after + 1, until)
+        if lost is None and len(missing) != until - after:
+            lost, missing = (after + 1, until), ()  # not what read_events promises: take none
+        if lost is None:
+            log.warning(
+                "room %s: the backend skipped events %d..%d; filled from the history (their "
+                "commits' receipts are lost)",
+                self.room_id,
+                after + 1,
+                until,
+            )
+        held, self._held = self._held or [], None
+        with self._batch:
+            self._publish(Published(self.room_id, missing, lost=lost))
+            for pub in held:  # a later hole holds the rest again, in order
+                self._publish(pub)
+
+    def _report_lost(self, first: int, last: int) -> None:
+        """Tell every member that missed events first..last that they are gone (protocol §9).
+
+        A live member gets `error {code: history_gone, room}` and then the events after the
+        hole. A member still being replayed to (a resume) may or may not have had them from its
+        replay; it is closed with 1011 so that it resumes again and learns which.
+        """
+        log.warning("room %s: events %d..%d are lost for this gateway's members", self.room_id, first, last)
+        for member in list(self.members.values()):
+            if member.delivered >= last:
+                continue  # joined after the hole
+            if member.buffer is not None:
+                member.conn.close(1011, "events lost: resume")
+                continue
+            member.delivered = last
+            member.conn.send_frame(
+                Error(
+                    ErrorCode.HISTORY_GONE,
+                    f"events {first}..{last} of this room are no longer kept: they were missed",
+                    self.room_id,
+                )
+            )
 
     def _deliver_events(self, events: tuple[OutEvent, ...], with_receipts: set[str] | None) -> None:
         """Queue each event to its members; `with_receipts`: players that also get a receipt now."""
