@@ -8,6 +8,7 @@ gets a reject receipt. The executor (I/O) and roomwire.testing (no I/O) both dri
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -52,6 +53,24 @@ class _StepFailed(Exception):
         self.ref = ref
 
 
+def _in_event_loop() -> bool:
+    """False under RoomTester, which runs steps without an event loop (no deadline there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _describe(item: Input | None) -> str:
+    """A short name of an input for logs (never its data)."""
+    if item is None:
+        return "timer"
+    if isinstance(item, MessageInput):
+        return f"msg {item.type!r} id {item.id}"
+    return type(item).__name__
+
+
 class RoomMachine:
     """The state machine of one room: apply inputs and timers, collect events and receipts."""
 
@@ -88,6 +107,8 @@ class RoomMachine:
         self.ended: str | None = None
         self._end_request: str | None = None
         self._kicks: list[tuple[str, str]] = []
+        self._input: Input | None = None  # the input being applied, named in step-timeout logs
+        self.awaiting = False  # game code of the current step is suspended in an await
 
     # --- what handlers call (through Room) -------------------------------------------------------
 
@@ -160,6 +181,7 @@ class RoomMachine:
         if self.ended is not None:
             self._refuse_after_end(item)
             return
+        self._input = item
         if isinstance(item, MessageInput):
             await self._on_message(item)
         elif isinstance(item, JoinInput):
@@ -170,6 +192,7 @@ class RoomMachine:
             await self._on_disconnect(item)
         elif isinstance(item, CreateInput):
             await self._on_create(item.options)
+        self._input = None
         await self._after_step()
 
     async def fire_due(self) -> None:
@@ -375,24 +398,57 @@ class RoomMachine:
         The one broad catch of the runtime. Checkpointing here, once, is what makes a room state
         that cannot be encoded fail the step that produced it.
         """
+        deadline: asyncio.Timeout | None = None
         try:
             result = fn(*args)
             if result is not None and inspect.isawaitable(result):  # most handlers are plain functions
-                await result
+                timeout_s = self.policy.step_timeout_s if _in_event_loop() else None
+                self.awaiting = True  # the executor cancels a suspended step on shutdown
+                try:
+                    if timeout_s is None:
+                        await result
+                    else:
+                        # Only an await can be bounded: a sync handler that blocks the thread
+                        # cannot be interrupted in-process (docs/design.md, "Step deadline").
+                        async with asyncio.timeout(timeout_s) as deadline:
+                            await result
+                finally:
+                    self.awaiting = False
             self._checkpoint_or_raise()
         except RejectedError as exc:
             raise _StepFailed(ErrorCode.REJECTED, str(exc) or "refused", None) from exc
-        except Exception as exc:
+        except TimeoutError as exc:
+            if deadline is None or not deadline.expired():
+                raise self._internal(what, player) from exc  # the handler's own timeout, not ours
             ref = secrets.token_hex(6)
-            log.exception(
-                "room %s (%s): %s failed for player %s [ref %s]",
+            log.error(
+                "room %s (%s): %s for player %s (input %s) did not finish within step_timeout_s=%s; "
+                "rolled back [ref %s]",
                 self.room_id,
                 self.room_type.name,
                 what,
                 player,
+                _describe(self._input),
+                self.policy.step_timeout_s,
                 ref,
             )
-            raise _StepFailed(ErrorCode.INTERNAL, f"internal error (ref {ref})", ref) from exc
+            message = f"the handler did not finish within {self.policy.step_timeout_s} s (ref {ref})"
+            raise _StepFailed(ErrorCode.STEP_TIMEOUT, message, ref) from exc
+        except Exception as exc:
+            raise self._internal(what, player) from exc
+
+    def _internal(self, what: str, player: str | None) -> _StepFailed:
+        """Log the exception being handled with a fresh ref; the failure to raise for it."""
+        ref = secrets.token_hex(6)
+        log.exception(
+            "room %s (%s): %s failed for player %s [ref %s]",
+            self.room_id,
+            self.room_type.name,
+            what,
+            player,
+            ref,
+        )
+        return _StepFailed(ErrorCode.INTERNAL, f"internal error (ref {ref})", ref)
 
     def _checkpoint_or_raise(self) -> None:
         try:

@@ -20,6 +20,9 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_grace_s: a disconnected player keeps their seat this long before `on_leave`.
     auto_dispose: end the room when its last player leaves (or never shows up).
     seat_ttl_s: how long a seat reservation from the lobby is valid before it is used.
+    step_timeout_s: longest an async handler, hook or timer may await in one step before the step
+        is rolled back and its input refused with `step_timeout`; None: no bound. A handler that blocks
+        the thread (sync code that never returns) cannot be interrupted in-process.
     """
 
     max_players: int = 16
@@ -32,6 +35,7 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_grace_s: float = 20.0
     auto_dispose: bool = True
     seat_ttl_s: float = 60.0
+    step_timeout_s: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.max_players < 1:
@@ -49,3 +53,5 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
                 raise SetupError(f"{name} must not be negative")
         if self.max_lifetime_s is not None and self.max_lifetime_s <= 0:
             raise SetupError(f"max_lifetime_s must be positive or None, got {self.max_lifetime_s}")
+        if self.step_timeout_s is not None and not 0 < self.step_timeout_s < float("inf"):
+            raise SetupError(f"step_timeout_s must be positive seconds or None, got {self.step_timeout_s}")
