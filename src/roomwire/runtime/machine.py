@@ -32,7 +32,14 @@ from roomwire.errors import RejectedError, SetupError
 from roomwire.protocol.codes import ErrorCode
 from roomwire.runtime.room import Player, Room, timer_path
 from roomwire.runtime.roomtype import RoomType
-from roomwire.runtime.snapshot import PlayerRecord, Snapshot, TimerRecord, decode_snapshot, encode_snapshot
+from roomwire.runtime.snapshot import (
+    PlayerRecord,
+    Snapshot,
+    TimerRecord,
+    check_event_data,
+    decode_snapshot,
+    encode_snapshot,
+)
 
 log = logging.getLogger("roomwire.room")
 
@@ -103,6 +110,7 @@ class RoomMachine:
         self._rebuild_players()
         self.room = Room(self, room_id)
         self.events: list[OutEvent] = []
+        self._unchecked = 0  # index of the first event of `events` not yet proven encodable
         self.receipts: list[Receipt] = []
         self.ended: str | None = None
         self._end_request: str | None = None
@@ -147,6 +155,7 @@ class RoomMachine:
         """Hand over the events and receipts collected since the last call."""
         events, receipts = self.events, self.receipts
         self.events, self.receipts = [], []
+        self._unchecked = 0
         return events, receipts
 
     @property
@@ -452,11 +461,18 @@ class RoomMachine:
 
     def _checkpoint_or_raise(self) -> None:
         try:
-            self._checkpoint = encode_snapshot(self.snapshot)
-        except (TypeError, msgspec.EncodeError) as exc:
+            checkpoint = encode_snapshot(self.snapshot)
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:  # OverflowError is a ValueError
             raise TypeError(
                 f"room state must be plain data (dict, list, str, number, bool, None): {exc}"
             ) from exc
+        # The step's events must reach every client: one that no codec can encode would fail the
+        # commit or the fan-out, for everyone, after the fact. Proving it here fails the step.
+        events = self.events
+        for i in range(self._unchecked, len(events)):
+            check_event_data(events[i].type, events[i].data)
+        self._unchecked = len(events)
+        self._checkpoint = checkpoint
 
     def _commit_point(self) -> None:
         """Checkpoint after framework-only changes (cannot fail on user data that was valid before)."""
@@ -467,6 +483,7 @@ class RoomMachine:
         # Drop the failed step's events: they carry seqs above the checkpoint's.
         while self.events and self.events[-1].seq > seq_before.seq:
             self.events.pop()
+        self._unchecked = min(self._unchecked, len(self.events))
         self.snapshot = seq_before
         self._end_request = None
         self._kicks.clear()

@@ -1,0 +1,115 @@
+"""Values a codec cannot carry never reach a commit: refused at decode, in the lobby, or with their step."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from gateway_harness import Server, serving
+
+from roomwire import App
+from roomwire.backends.embedded import EmbeddedBackend
+from roomwire.testing import serve_app
+
+WIDE = 2**64  # MessagePack carries -2^63 ... 2^64-1
+
+
+def echo_app() -> App:
+    """A room type that broadcasts what it is sent, and one handler that makes a too-wide integer."""
+    app = App("unencodable-tests")
+    room_type = app.room("echo", max_players=4, rate_limit=None, idle_timeout_s=60)
+
+    @room_type.message("say")
+    def say(room: Any, player: Any, msg: Any) -> None:
+        room.broadcast("said", p=player.id, data=msg)
+
+    @room_type.message("overflow")
+    def overflow(room: Any, player: Any, msg: Any) -> None:
+        room.state["touched"] = True
+        room.broadcast("huge", n=2**64)  # the step must fail, not the commit or the fan-out
+
+    return app
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def server(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Server]:
+    app = echo_app()
+    path = None if request.param == "memory" else str(tmp_path / "rooms.db")
+    backend = EmbeddedBackend(path, "rw") if path else None
+    async with serve_app(app, backend) as base, serving(base, app) as srv:
+        yield srv
+
+
+async def _roundtrip_works(server: Server, room: str, a: Any, b: Any) -> None:
+    """Both players' messages are applied and seen by the other; a new player can still join."""
+    a_id = await a.msg(room, "say", {"ok": 1})
+    b_id = await b.msg(room, "say", {"ok": 2})
+    await a.recv_until("ack", id=a_id)
+    await b.recv_until("ack", id=b_id)
+    assert [e["data"]["data"] for e in a.events(room, "said")][-2:] == [{"ok": 1}, {"ok": 2}]
+    late, _ = await server.player(await server.seat("echo", room=room))
+    await late.msg(room, "say", "hi")
+    await late.recv_until("ack", id=1)
+
+
+async def test_a_json_integer_of_2_64_is_a_bad_frame_and_the_room_goes_on(server: Server) -> None:
+    a, seat = await server.player(create=True, type="echo")
+    b, _ = await server.player(await server.seat("echo", room=seat.room))
+    room = seat.room
+    for frame in (
+        {"t": "msg", "room": room, "type": "say", "data": {"n": WIDE}, "id": 1},
+        {"t": "msg", "room": room, "type": "say", "data": [-(2**63) - 1], "id": 1},
+        {"t": "msg", "room": room, "type": "say", "data": 1, "id": WIDE},
+        {"t": "msg", "room": room, "type": "say", "data": 1, "id": 2**63},
+        {"t": "ping", "id": 2**63},
+    ):
+        await a.send(frame)
+        error = await a.recv_until("error")
+        assert error["code"] == "bad_frame", error
+    await _roundtrip_works(server, room, a, b)
+
+
+async def test_event_data_no_codec_can_encode_fails_its_step_only(server: Server) -> None:
+    a, seat = await server.player(create=True, type="echo")
+    b, _ = await server.player(await server.seat("echo", room=seat.room))
+    room = seat.room
+    await b.msg(room, "say", "before")
+    bad = await a.msg(room, "overflow")
+    reject = await a.recv_until("reject", id=bad)
+    assert reject["code"] == "internal" and reject.get("ref"), reject
+    await b.recv_until("ack", id=1)
+    await _roundtrip_works(server, room, a, b)
+    assert not [f for f in a.frames + b.frames if f.get("type") == "huge"]
+
+
+async def test_msgpack_ext_cannot_cut_json_players_off(server: Server) -> None:
+    packer, seat = await server.player(create=True, type="echo", codec="msgpack")
+    reader, _ = await server.player(await server.seat("echo", room=seat.room))  # JSON
+    room = seat.room
+    for data in (msgspec.msgpack.Ext(7, b"x"), {1: "int key"}, b"raw bytes", float("nan")):
+        await packer.send({"t": "msg", "room": room, "type": "say", "data": {"v": data}, "id": 1})
+        error = await packer.recv_until("error")
+        assert error["code"] == "bad_frame", error
+    await _roundtrip_works(server, room, packer, reader)
+    said = [e["data"]["data"] for e in reader.events(room, "said")]
+    assert said[:2] == [{"ok": 1}, {"ok": 2}], said
+
+
+async def test_lobby_refuses_options_and_meta_no_codec_can_carry(server: Server) -> None:
+    headers = {"authorization": f"Bearer {await server.guest()}"}
+    for body in (
+        {"type": "echo", "options": {"n": WIDE}},
+        {"type": "echo", "meta": {"n": [WIDE]}},
+        {"type": "echo", "meta": {"n": -(2**63) - 1}},
+    ):
+        response = await server.http.post("/rooms", json=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "bad_frame"
+    response = await server.http.post(
+        "/rooms/join-or-create", json={"type": "echo", "filters": {"n": WIDE}}, headers=headers
+    )
+    assert response.status_code == 400, response.text
+    listed = await server.http.get("/rooms", headers=headers)
+    assert listed.status_code == 200 and listed.json()["rooms"] == [], listed.text
