@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import websockets
 from gateway_harness import Server, serving
 
 from roomwire import App
@@ -30,7 +31,19 @@ def echo_app() -> App:
         room.state["touched"] = True
         room.broadcast("huge", n=2**64)  # the step must fail, not the commit or the fan-out
 
+    @room_type.message("arm")
+    def arm(room: Any, player: Any, msg: Any) -> None:
+        items = room.state.setdefault("items", [])
+        room.broadcast("items", items=items)  # shares the list with the state: game code may
+        room.broadcast("after", n=1)
+        room.after(0.0, poison)  # due at once: runs in the same batch, before the commit
+
     return app
+
+
+def poison(room: Any) -> None:
+    """Timer: puts an ext value in a list an uncommitted event still shares (MessagePack-only)."""
+    room.state["items"].append(msgspec.msgpack.Ext(1, b"x"))
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -113,3 +126,19 @@ async def test_lobby_refuses_options_and_meta_no_codec_can_carry(server: Server)
     assert response.status_code == 400, response.text
     listed = await server.http.get("/rooms", headers=headers)
     assert listed.status_code == 200 and listed.json()["rooms"] == [], listed.text
+
+
+async def test_an_event_one_codec_cannot_encode_closes_only_those_connections(server: Server) -> None:
+    reader, seat = await server.player(create=True, type="echo")  # JSON, first in the room
+    packer, _ = await server.player(await server.seat("echo", room=seat.room), codec="msgpack")
+    room = seat.room
+    armed = await packer.msg(room, "arm")
+    await packer.recv_until("ack", id=armed)
+    assert [e["type"] for e in packer.events(room)] == ["items", "after"]
+    assert packer.events(room, "items")[0]["data"]["items"][0].code == 1  # an Ext, as sent
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await reader.recv()
+    assert reader.ws.close_code == 1011, reader.ws.close_code
+    said = await packer.msg(room, "say", "still here")
+    await packer.recv_until("ack", id=said)
