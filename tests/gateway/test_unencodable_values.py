@@ -12,6 +12,7 @@ from gateway_harness import Server, serving
 
 from roomwire import App
 from roomwire.backends.embedded import EmbeddedBackend
+from roomwire.gateway.auth import TokenSigner
 from roomwire.testing import serve_app
 
 WIDE = 2**64  # MessagePack carries -2^63 ... 2^64-1
@@ -142,3 +143,13 @@ async def test_an_event_one_codec_cannot_encode_closes_only_those_connections(se
     assert reader.ws.close_code == 1011, reader.ws.close_code
     said = await packer.msg(room, "say", "still here")
     await packer.recv_until("ack", id=said)
+
+
+@pytest.mark.parametrize("claims", [{"n": WIDE}, {"at": b"raw"}, {"x": float("nan")}, {1: "int key"}])
+def test_claims_no_codec_can_carry_are_refused_when_issued(claims: dict[Any, Any]) -> None:
+    signer = TokenSigner("a-secret-of-at-least-32-characters!!")
+    with pytest.raises(ValueError, match="claims"):
+        signer.issue_token("p1", claims)
+    with pytest.raises(ValueError, match="claims"):
+        signer.issue_seat("room-1", "p1", claims, 60)
+    assert signer.issue_token("p1", {"n": 2**64 - 1, "name": "ann"})

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from roomwire import App, SetupError
-from roomwire.backends.records import CreateInput, JoinInput
+from roomwire.backends.base import Backend
+from roomwire.backends.records import CreateInput, JoinInput, MessageInput, RoomRecord
 from roomwire.runtime.machine import RoomMachine
+from roomwire.runtime.worker import Worker
 from roomwire.testing import RoomTester
 
 
@@ -68,3 +71,47 @@ def test_room_tester_runs_async_handlers_without_a_deadline() -> None:
     alice = tester.join("alice")
     alice.send("ping")
     assert alice.events_of("pong")
+
+
+async def test_worker_aclose_cancels_a_hung_step_and_the_next_owner_runs_its_input_again(
+    backend: Backend,
+) -> None:
+    app = App("t")
+    room_type = app.room("r", step_timeout_s=None, rate_limit=None)  # nothing bounds the step
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    @room_type.message("hang")
+    async def hang(room: Any, player: Any, msg: Any) -> None:
+        ran.append("hang")
+        await release.wait()  # hangs for the first owner; the second one is released at once
+        room.broadcast("done")
+
+    now = time.time()
+    await backend.create_room(
+        RoomRecord(id="room-1", type="r", max_players=4, created_at=now), CreateInput({}, now)
+    )
+    await backend.append_input("room-1", JoinInput("p1", {}, "ref-1", now))
+    await backend.append_input("room-1", MessageInput("p1", "hang", None, 1, now))
+    first = Worker(app.room_types, backend)
+    await first.start()
+    async with asyncio.timeout(5):
+        while ran != ["hang"]:
+            await asyncio.sleep(0.01)  # poll: the step has no event of its own
+    started = time.monotonic()
+    await asyncio.wait_for(first.aclose(), 5)
+    assert time.monotonic() - started < 2
+    loaded = await backend.load("room-1")
+    assert loaded is None or loaded.inbound_offset < 3  # the hung message was not committed
+
+    release.set()
+    second = Worker(app.room_types, backend)
+    await second.start()
+    try:
+        async with asyncio.timeout(5):
+            while (loaded := await backend.load("room-1")) is None or loaded.inbound_offset < 3:
+                await asyncio.sleep(0.01)
+        assert ran == ["hang", "hang"]
+        assert [e.type for e in await backend.read_events("room-1", 0)] == ["done"]
+    finally:
+        await second.aclose()
