@@ -79,11 +79,13 @@ async def test_worker_aclose_cancels_a_hung_step_and_the_next_owner_runs_its_inp
     app = App("t")
     room_type = app.room("r", step_timeout_s=None, rate_limit=None)  # nothing bounds the step
     release = asyncio.Event()
+    entered = asyncio.Event()
     ran: list[str] = []
 
     @room_type.message("hang")
     async def hang(room: Any, player: Any, msg: Any) -> None:
         ran.append("hang")
+        entered.set()
         await release.wait()  # hangs for the first owner; the second one is released at once
         room.broadcast("done")
 
@@ -95,9 +97,7 @@ async def test_worker_aclose_cancels_a_hung_step_and_the_next_owner_runs_its_inp
     await backend.append_input("room-1", MessageInput("p1", "hang", None, 1, now))
     first = Worker(app.room_types, backend)
     await first.start()
-    async with asyncio.timeout(5):
-        while ran != ["hang"]:
-            await asyncio.sleep(0.01)  # poll: the step has no event of its own
+    await asyncio.wait_for(entered.wait(), 5)
     started = time.monotonic()
     await asyncio.wait_for(first.aclose(), 5)
     assert time.monotonic() - started < 2
@@ -109,7 +109,8 @@ async def test_worker_aclose_cancels_a_hung_step_and_the_next_owner_runs_its_inp
     await second.start()
     try:
         async with asyncio.timeout(5):
-            while (loaded := await backend.load("room-1")) is None or loaded.inbound_offset < 3:
+            # The commit has no event of its own to wait on (hence the noqa): poll, bounded.
+            while (loaded := await backend.load("room-1")) is None or loaded.inbound_offset < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         assert ran == ["hang", "hang"]
         assert [e.type for e in await backend.read_events("room-1", 0)] == ["done"]
