@@ -281,6 +281,8 @@ class RoomFanout:
                         continue
                     if not await conn.wait_drained(low_frames, low_bytes):
                         return  # closed: the client resumes from what it got
+                    if self.members.get(player) is not member:
+                        return  # replaced by a newer connection, removed, or the room ended
                     member.delivered = ev.seq
                     if ev.is_for(player) and not self._replay_one(member, ev):
                         return
@@ -292,7 +294,7 @@ class RoomFanout:
             conn.close(1011, "replay failed")
             return
         buffered, member.buffer = member.buffer or [], None
-        if conn.is_closed:
+        if conn.is_closed or self.members.get(player) is not member:
             return
         for item in buffered:
             if isinstance(item, OutEvent):
