@@ -12,6 +12,7 @@ from gateway_harness import Server, serving
 
 from roomwire import App
 from roomwire.backends.embedded import EmbeddedBackend
+from roomwire.backends.records import OutEvent, Published
 from roomwire.gateway.auth import TokenSigner
 from roomwire.testing import serve_app
 
@@ -43,7 +44,7 @@ def echo_app() -> App:
 
 
 def poison(room: Any) -> None:
-    """Timer: puts an ext value in a list an uncommitted event still shares (MessagePack-only)."""
+    """Timer: changes a list an emitted, uncommitted event shared (to a value only MessagePack carries)."""
     room.state["items"].append(msgspec.msgpack.Ext(1, b"x"))
 
 
@@ -129,20 +130,46 @@ async def test_lobby_refuses_options_and_meta_no_codec_can_carry(server: Server)
     assert listed.status_code == 200 and listed.json()["rooms"] == [], listed.text
 
 
-async def test_an_event_one_codec_cannot_encode_closes_only_those_connections(server: Server) -> None:
+async def test_an_event_keeps_the_data_it_was_emitted_with(server: Server) -> None:
+    """Game code shares a list between its state and an event, then changes it in a later step of
+    the same batch: the event is what it was when emitted, for live delivery and for replay."""
     reader, seat = await server.player(create=True, type="echo")  # JSON, first in the room
     packer, _ = await server.player(await server.seat("echo", room=seat.room), codec="msgpack")
     room = seat.room
     armed = await packer.msg(room, "arm")
     await packer.recv_until("ack", id=armed)
-    assert [e["type"] for e in packer.events(room)] == ["items", "after"]
-    assert packer.events(room, "items")[0]["data"]["items"][0].code == 1  # an Ext, as sent
+    got = [(e["type"], e["data"]) for e in packer.events(room)]
+    assert got == [("items", {"items": []}), ("after", {"n": 1})]
+    await reader.recv_until("event", type="after")
+    assert reader.events(room, "items")[0]["data"] == {"items": []}
+    late = await server.connect()
+    rejoin = [f for f in reader.frames if f["t"] == "joined"][-1]["rejoin"]
+    await late.send({"t": "join", "room": room, "seat": rejoin, "since": 0})
+    await late.recv_until("event", type="after")
+    assert late.events(room, "items")[0]["data"] == {"items": []}
+
+
+async def test_an_event_one_codec_cannot_encode_closes_only_those_connections(server: Server) -> None:
+    """Defence in depth behind the step check: a commit holding an event the JSON codec cannot
+    encode (published straight into the gateway's fan-out) still reaches MessagePack clients."""
+    reader, seat = await server.player(create=True, type="echo")  # JSON, first in the room
+    packer, _ = await server.player(await server.seat("echo", room=seat.room), codec="msgpack")
+    room = seat.room
+    said = await packer.msg(room, "say", "hi")
+    await packer.recv_until("ack", id=said)
+    seq = packer.events(room)[-1]["seq"]
+    gateway = server.app.gateway
+    assert gateway is not None
+    fanout = gateway._fanouts[room]  # the gateway's own fan-out of the room, as a commit reaches it
+    poisoned = OutEvent(seq + 1, "poison", {"v": msgspec.msgpack.Ext(1, b"x")})
+    fanout.on_publish(Published(room, (poisoned, OutEvent(seq + 2, "fine", 1))))
+    fine = await packer.recv_until("event", type="fine")
+    assert fine["seq"] == seq + 2 and packer.events(room, "poison")
     with pytest.raises(websockets.ConnectionClosed):
         while True:
             await reader.recv()
     assert reader.ws.close_code == 1011, reader.ws.close_code
-    said = await packer.msg(room, "say", "still here")
-    await packer.recv_until("ack", id=said)
+    assert not reader.events(room, "fine")
 
 
 @pytest.mark.parametrize("claims", [{"n": WIDE}, {"at": b"raw"}, {"x": float("nan")}, {1: "int key"}])

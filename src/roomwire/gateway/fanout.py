@@ -21,7 +21,7 @@ log = logging.getLogger("roomwire.gateway")
 
 REPLAY_CHUNK = 256  # events read from history per call while a resume replays
 # What encoding an event can raise: an unsupported type, a too-wide int, a bad key.
-_ENCODE_ERRORS = (TypeError, ValueError, msgspec.EncodeError)
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
 @dataclass(eq=False, slots=True)

@@ -36,9 +36,9 @@ from roomwire.runtime.snapshot import (
     PlayerRecord,
     Snapshot,
     TimerRecord,
-    check_event_data,
     decode_snapshot,
     encode_snapshot,
+    freeze_event_data,
 )
 
 log = logging.getLogger("roomwire.room")
@@ -462,15 +462,20 @@ class RoomMachine:
     def _checkpoint_or_raise(self) -> None:
         try:
             checkpoint = encode_snapshot(self.snapshot)
-        except (TypeError, ValueError, msgspec.EncodeError) as exc:  # OverflowError is a ValueError
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:  # Overflow: wide int
             raise TypeError(
                 f"room state must be plain data (dict, list, str, number, bool, None): {exc}"
             ) from exc
         # The step's events must reach every client: one that no codec can encode would fail the
         # commit or the fan-out, for everyone, after the fact. Proving it here fails the step.
+        # Each is also frozen: a copy of its data, so a later step changing an object the game
+        # shares between its state and an event cannot change the event.
         events = self.events
         for i in range(self._unchecked, len(events)):
-            check_event_data(events[i].type, events[i].data)
+            ev = events[i]
+            data = freeze_event_data(ev.type, ev.data)
+            if data is not ev.data:
+                events[i] = OutEvent(ev.seq, ev.type, data, ev.to, ev.exclude)
         self._unchecked = len(events)
         self._checkpoint = checkpoint
 
