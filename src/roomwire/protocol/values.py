@@ -62,7 +62,7 @@ def _check(value: Any) -> None:
                 continue
             if kind is int:
                 if not INT_MIN <= sub <= INT_MAX:
-                    raise _Bad(f"the integer {sub}, outside -2^63 ... 2^64-1")
+                    raise _Bad(_wide(sub))
             elif kind is float:
                 if sub - sub != 0.0:  # NaN and infinities
                     raise _Bad(f"{sub}, which JSON cannot carry")
@@ -75,7 +75,7 @@ def _check(value: Any) -> None:
                 continue
             if kind is int:
                 if not INT_MIN <= sub <= INT_MAX:
-                    raise _Bad(f"the integer {sub}, outside -2^63 ... 2^64-1")
+                    raise _Bad(_wide(sub))
             elif kind is float:
                 if sub - sub != 0.0:
                     raise _Bad(f"{sub}, which JSON cannot carry")
@@ -85,12 +85,18 @@ def _check(value: Any) -> None:
         return
     elif kind is int:
         if not INT_MIN <= value <= INT_MAX:
-            raise _Bad(f"the integer {value}, outside -2^63 ... 2^64-1")
+            raise _Bad(_wide(value))
     elif kind is float:
         if value - value != 0.0:
             raise _Bad(f"{value}, which JSON cannot carry")
     else:
         raise _Bad(f"a value of type {_wire_name(value)}, which not every codec carries")
+
+
+def _wide(value: int) -> str:
+    # Not the digits: a long integer makes a long message (and str() refuses over 4300 digits).
+    shown = f"the integer {value}" if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
+    return f"{shown}, outside -2^63 ... 2^64-1"
 
 
 def _wire_name(value: Any) -> str:
