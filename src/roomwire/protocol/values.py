@@ -95,7 +95,8 @@ def _check(value: Any) -> None:
 
 def _wide(value: int) -> str:
     # Not the digits: a long integer makes a long message (and str() refuses over 4300 digits).
-    shown = f"the integer {value}" if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
+    bits = value.bit_length()
+    shown = f"the integer {value}" if bits <= 128 else f"an integer of {bits} bits"
     return f"{shown}, outside -2^63 ... 2^64-1"
 
 
