@@ -255,12 +255,12 @@ async def test_a_member_still_being_replayed_to_when_events_are_lost_is_made_to_
     read_events = backend.read_events
     reads = 0
 
-    async def held_read(room_id: str, after: int) -> Any:
+    async def held_read(room_id: str, after: int, limit: int | None = None) -> Any:
         nonlocal reads
         reads += 1
         if reads == 2:
             await replay_may_read.wait()
-        return await read_events(room_id, after)
+        return await read_events(room_id, after, limit)
 
     backend.read_events = held_read  # type: ignore[method-assign]  # test instrumentation
     again = await srv.connect()

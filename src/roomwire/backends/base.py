@@ -26,7 +26,8 @@ asserts each one, against a real engine):
   No gap is silent: a backend whose subscription can miss commits (Redis pub/sub) reads them
   back, and events it can no longer read (trimmed from the history meanwhile) are named in
   the next `Published.lost` = (first, last) seq, never skipped without a word.
-* History: `read_events(after=s)` returns committed events with seq > s, in order, as long as
+* History: `read_events(after=s, limit=n)` returns committed events with seq > s (the first n
+  when a limit is given), in order, as long as
   they are within the kept window (`history` of the commit's room); older gaps raise
   HistoryGoneError; an unknown room raises RoomNotFoundError.
 * Key-value: `kv_get`, `kv_scan` never return an entry whose ttl has passed.
@@ -140,8 +141,13 @@ class Backend(Protocol):
         is not current, CommitConflictError when the events do not continue the sequence.
         """
 
-    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
-        """Committed events with seq > after, in order; HistoryGoneError if some were trimmed."""
+    async def read_events(self, room_id: str, after: int, limit: int | None = None) -> Sequence[OutEvent]:
+        """Committed events with seq > after, in order; HistoryGoneError if some were trimmed.
+
+        `limit` (None: all) caps how many are returned, the first ones; a replay reads history
+        in such chunks as the client's socket drains. Callers that pass it must accept an
+        implementation that ignores it (older backends) and returns more.
+        """
 
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
         """Deliver each later commit of the room to `callback` once, in order, after it is durable.

@@ -507,7 +507,7 @@ class EmbeddedBackend:
         for player in unseated:
             room.seated.discard(player)
 
-    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
+    async def read_events(self, room_id: str, after: int, limit: int | None = None) -> Sequence[OutEvent]:
         """Committed events with seq > after; HistoryGoneError when some are out of the window."""
         self._check_open()
         room = self._room(room_id)
@@ -519,7 +519,8 @@ class EmbeddedBackend:
                 f"room {room_id!r} keeps events from seq {oldest} on; events after {after} are gone: "
                 "rejoin the room instead of resuming"
             )
-        return list(islice(room.history, after + 1 - oldest, None))
+        start = after + 1 - oldest
+        return list(islice(room.history, start, None if limit is None else start + max(limit, 0)))
 
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
         """Call `callback` synchronously inside each later commit of the room, in order."""

@@ -531,14 +531,15 @@ class RedisBackend:
         if len(result) == 3:  # ended: the room's keys are gone; now its registry entry
             await self._unregister(room_id, result[2].decode())
 
-    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
+    async def read_events(self, room_id: str, after: int, limit: int | None = None) -> Sequence[OutEvent]:
         """Committed events with seq > after; HistoryGoneError when some are out of the window.
 
         Raises RoomNotFoundError.
         """
         scripts = self._open_scripts()
         after = max(after, 0)
-        found = await self._run(scripts.events, self._keys.room(room_id).all(), after)
+        count = 0 if limit is None else max(limit, 1)  # 0: no limit (events.lua)
+        found = await self._run(scripts.events, self._keys.room(room_id).all(), after, count)
         if found == -1:
             raise _not_found(room_id)
         last_seq, entries = found

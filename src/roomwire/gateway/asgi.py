@@ -507,7 +507,8 @@ class Gateway:
         if room_type is None:
             raise RoomNotFoundError(f"room type {record.type!r} is not served here")
         if frame.since is not None:
-            await self.backend.read_events(frame.room, frame.since)  # HistoryGoneError before joining
+            # HistoryGoneError before joining; one event is enough to know (the replay reads the rest)
+            await self.backend.read_events(frame.room, frame.since, limit=1)
         fan = self._fanout(frame.room)
         ref = new_session(self.id)
         # The room type's rejoin_ttl_s is also how long the room remembers a removed player's ids;

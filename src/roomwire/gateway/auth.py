@@ -9,7 +9,8 @@ from typing import Any
 import jwt
 import msgspec
 
-from roomwire.errors import ForbiddenError, UnauthorizedError
+from roomwire.errors import ForbiddenError, ProtocolError, UnauthorizedError
+from roomwire.protocol.values import check_value
 
 _ALGORITHM = "HS256"
 # RFC 7518 §3.2: an HS256 key has at least 32 bytes (PyJWT warns below). A shorter secret (16 to
@@ -59,6 +60,7 @@ class TokenSigner:
         """A bearer token for the lobby: identifies `player_id` for ttl_s seconds."""
         if not player_id or not isinstance(player_id, str):
             raise ValueError(f"player_id must be a non-empty string, got {player_id!r}")
+        _check_claims(claims)
         payload = {"sub": player_id, "kind": "id", "claims": claims or {}, "exp": int(time.time() + ttl_s)}
         return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
 
@@ -71,6 +73,7 @@ class TokenSigner:
         self, room: str, player_id: str, claims: dict[str, Any], ttl_s: float, *, rejoin: bool = False
     ) -> str:
         """A seat: lets `player_id` join `room` within ttl_s seconds; `rejoin`: a `joined.rejoin` seat."""
+        _check_claims(claims)  # an app's authenticator may return any claims
         payload: dict[str, Any] = {
             "sub": player_id,
             "kind": "seat",
@@ -109,3 +112,11 @@ class TokenSigner:
         if payload.get("kind") != kind:
             raise UnauthorizedError(f"not a {what}")
         return payload
+
+
+def _check_claims(claims: dict[str, Any] | None) -> None:
+    """Claims go into the room's snapshot and the join hook: plain data every codec carries."""
+    try:
+        check_value(claims, "claims")
+    except ProtocolError as exc:
+        raise ValueError(f"{exc} (claims come from app.issue_token or @app.authenticate)") from None

@@ -8,14 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from roomwire.backends.base import Backend, Unsubscribe
 from roomwire.backends.records import OutEvent, Published, Receipt
 from roomwire.errors import BackendError, HistoryGoneError
 from roomwire.gateway.connection import Connection, WriteBatch
-from roomwire.protocol.codes import ErrorCode
+from roomwire.protocol.codes import CloseCode, ErrorCode
 from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
 
 log = logging.getLogger("roomwire.gateway")
+
+REPLAY_CHUNK = 256  # events read from history per call while a resume replays
+# What encoding an event can raise: an unsupported type, a too-wide int, a bad key.
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
 @dataclass(eq=False, slots=True)
@@ -109,7 +115,7 @@ class RoomFanout:
             member = self.members.get(receipt.player)
             if member is not None:
                 if member.buffer is not None:
-                    member.buffer.append(receipt)
+                    self._buffer(member, receipt)
                 else:
                     self._send_receipt(member, receipt)
         if pub.ended is not None:
@@ -234,7 +240,7 @@ class RoomFanout:
                 if seq <= member.delivered:
                     continue
                 if member.buffer is not None:
-                    member.buffer.append(ev)
+                    self._buffer(member, ev)
                     continue
                 member.delivered = seq
                 if targeted and not ev.is_for(member.player):
@@ -242,12 +248,54 @@ class RoomFanout:
                 conn = member.conn
                 data = wire.get(conn.wire_kind)
                 if data is None:
-                    payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                    try:
+                        payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                    except _ENCODE_ERRORS as exc:
+                        # One codec's failure must not stop the commit's delivery to the others.
+                        self._cannot_encode(member, ev, exc)
+                        continue
                     data = wire[conn.wire_kind] = conn.wire_for(payload)
                 if single and (with_receipts is None or member.player not in with_receipts):
                     conn.write_now(data)
                 else:
                     conn.send_wire(data)
+
+    def _buffer(self, member: Member, item: OutEvent | Receipt) -> None:
+        """Keep a live event or receipt for a member whose replay is still running.
+
+        Bounded like the send queue: a client that cannot take the replay and the live traffic
+        behind it is closed as a slow consumer (4002) and resumes later from where it got to.
+        """
+        buffer = member.buffer
+        conn = member.conn
+        if buffer is None or conn.is_closed:
+            return
+        if len(buffer) >= conn.max_queue_frames:
+            log.info(
+                "room %s: replay to %s fell %d frames behind; closing",
+                self.room_id,
+                member.player,
+                len(buffer),
+            )
+            member.buffer = None
+            conn.drop_slow_consumer("slow consumer: replay fell behind live events")
+            return
+        buffer.append(item)
+
+    def _cannot_encode(self, member: Member, ev: OutEvent, exc: Exception) -> None:
+        """An event this connection's codec cannot encode: close it (1011), never the others."""
+        log.error(
+            "room %s: event seq %d (%r) cannot be encoded as %s for connection %d (player %s): %s; "
+            "closing it",
+            self.room_id,
+            ev.seq,
+            ev.type,
+            member.conn.codec.name,
+            member.conn.id,
+            member.player,
+            exc,
+        )
+        member.conn.close(CloseCode.INTERNAL, "an event could not be encoded")
 
     def _send_receipt(self, member: Member, receipt: Receipt) -> None:
         if receipt.session and member.session and receipt.session != member.session:
@@ -316,33 +364,67 @@ class RoomFanout:
             pending.outcome.set_result(receipt)
 
     async def _replay(self, member: Member) -> None:
-        """Send the kept events after `member.delivered`, then what arrived meanwhile, then go live."""
+        """Send the kept events after `member.delivered` in chunks as the socket drains, then
+        what arrived meanwhile, then go live.
+
+        Reading a chunk only once the connection's send queue is down to half its limits keeps
+        a resume of any length within the queue (promise 7 bounds it), so a resume the history
+        allows always completes for a client that reads; live commits wait in `member.buffer`.
+        """
+        conn = member.conn
+        player = member.player
+        low_frames, low_bytes = conn.max_queue_frames // 2, conn.max_queue_bytes // 2
         try:
-            history = await self.backend.read_events(self.room_id, member.delivered)
-        except HistoryGoneError:
-            member.conn.send_frame(
-                Error(ErrorCode.HISTORY_GONE, "events to resume from are no longer kept", self.room_id)
-            )
-            history = []
+            while not conn.is_closed:
+                try:
+                    history = await self.backend.read_events(self.room_id, member.delivered, REPLAY_CHUNK)
+                except HistoryGoneError:
+                    gone = "events to resume from are no longer kept"
+                    conn.send_frame(Error(ErrorCode.HISTORY_GONE, gone, self.room_id))
+                    break
+                if not history:
+                    break
+                for ev in history:
+                    if ev.seq <= member.delivered:
+                        continue
+                    if not await conn.wait_drained(low_frames, low_bytes):
+                        return  # closed: the client resumes from what it got
+                    if self.members.get(player) is not member:
+                        return  # replaced by a newer connection, removed, or the room ended
+                    member.delivered = ev.seq
+                    if ev.is_for(player) and not self._replay_one(member, ev):
+                        return
+                self._trim_buffer(member)
         except BackendError:
             log.exception(
                 "room %s: replay failed; closing the connection so the client retries", self.room_id
             )
-            member.conn.close(1011, "replay failed")
+            conn.close(1011, "replay failed")
             return
-        conn = member.conn
-        player = member.player
-        for ev in history:
-            if ev.seq > member.delivered:
-                member.delivered = ev.seq
-                if ev.is_for(player):
-                    conn.send_frame(Event(self.room_id, ev.seq, ev.type, ev.data))
         buffered, member.buffer = member.buffer or [], None
+        if conn.is_closed or self.members.get(player) is not member:
+            return
         for item in buffered:
             if isinstance(item, OutEvent):
                 if item.seq > member.delivered:
                     member.delivered = item.seq
-                    if item.is_for(player):
-                        conn.send_frame(Event(self.room_id, item.seq, item.type, item.data))
+                    if item.is_for(player) and not self._replay_one(member, item):
+                        return
             else:
                 self._send_receipt(member, item)
+
+    def _replay_one(self, member: Member, ev: OutEvent) -> bool:
+        """Queue one event of a replay; False (and the connection closed) if it cannot be encoded."""
+        try:
+            member.conn.send_frame(Event(self.room_id, ev.seq, ev.type, ev.data))
+        except _ENCODE_ERRORS as exc:
+            self._cannot_encode(member, ev, exc)
+            return False
+        return True
+
+    def _trim_buffer(self, member: Member) -> None:
+        """Drop buffered live events the replay has sent since: the bound counts only what is left."""
+        buffer = member.buffer
+        if buffer:
+            delivered = member.delivered
+            member.buffer = [x for x in buffer if not (isinstance(x, OutEvent) and x.seq <= delivered)]

@@ -26,6 +26,7 @@ from roomwire.errors import (
 from roomwire.gateway._limits import CreationLimiter
 from roomwire.gateway.auth import Identity, TokenSigner
 from roomwire.gateway.errors import error_response
+from roomwire.protocol.values import check_json_value
 from roomwire.runtime.bans import ban_key
 from roomwire.runtime.roomtype import RoomType
 
@@ -187,6 +188,11 @@ class Lobby:
         self, type_name: str, options: dict[str, Any], meta: dict[str, Any], private: bool
     ) -> RoomRecord:
         room_type = self._room_type(type_name)
+        # Options go into the room's first input and meta into its record: both are stored by
+        # the engine (MessagePack) and meta is listed to every client, so neither may hold what
+        # a codec cannot carry (a JSON integer of 2^64 or more); a ProtocolError is a 400.
+        check_json_value(options, "options")
+        check_json_value(meta, "meta")
         now = time.time()
         record = RoomRecord(
             id=secrets.token_urlsafe(9),

@@ -134,6 +134,16 @@ async def test_read_events_spans_commits_in_order(backend: Backend, room: str) -
     assert list(await backend.read_events(room, 5)) == list(events(6, 4))
 
 
+async def test_read_events_with_a_limit_returns_the_first_ones(backend: Backend, room: str) -> None:
+    epoch = await lease(backend, room)
+    await backend.commit(room, epoch, step(1, events(1, 6)), history=4)  # keeps 3..6
+    assert list(await backend.read_events(room, 2, limit=2)) == list(events(3, 2))
+    assert list(await backend.read_events(room, 4, limit=10)) == list(events(5, 2))
+    assert await backend.read_events(room, 6, limit=1) == []
+    with pytest.raises(HistoryGoneError):
+        await backend.read_events(room, 1, limit=1)
+
+
 async def test_events_keep_their_addressing(backend: Backend, room: str) -> None:
     epoch = await lease(backend, room)
     evs = (
