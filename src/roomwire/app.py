@@ -77,8 +77,12 @@ class App:
         if self._gateway is not None:
             raise SetupError(f"cannot add {what}: the app is already serving")
 
-    def room(self, name: str, **policy: Any) -> RoomType:
-        """Declare a room type with its queue policy (see RoomPolicy for every option)."""
+    def room(self, name: str, *, sync: bool = False, **policy: Any) -> RoomType:
+        """Declare a room type with its queue policy (see RoomPolicy for every option).
+
+        With `sync=True` every client mirrors `room.state` (or the room type's `view` of it):
+        after each step the change goes out as a `@patch` event (docs/protocol.md §15).
+        """
         self._check_open(f"room type {name!r}")
         if name in self.room_types:
             raise SetupError(f"room type {name!r} is declared twice")
@@ -93,7 +97,7 @@ class App:
             room_policy = RoomPolicy(**policy)
         except TypeError as exc:
             raise SetupError(f"room type {name!r}: {exc}") from exc
-        room_type = RoomType(name, room_policy)
+        room_type = RoomType(name, room_policy, sync=sync)
         self.room_types[name] = room_type
         return room_type
 

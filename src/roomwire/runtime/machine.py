@@ -40,6 +40,7 @@ from roomwire.runtime.snapshot import (
     decode_snapshot,
     encode_snapshot,
 )
+from roomwire.runtime.sync import StateSync
 
 log = logging.getLogger("roomwire.room")
 
@@ -101,6 +102,9 @@ class RoomMachine:
         self._end_request: str | None = None
         self._kicks: list[tuple[str, str, bool]] = []
         self.new_bans: list[str] = []  # players banned by committed steps, for the lobby (executor)
+        # A synced room (issue #12) turns each checkpoint into `@patch`/`@state` events too.
+        self.sync = StateSync(self, room_type.view_fn) if room_type.sync else None
+        self._encode = encode_snapshot if self.sync is None else self.sync.encode
 
     # --- what handlers call (through Room) -------------------------------------------------------
 
@@ -457,7 +461,7 @@ class RoomMachine:
 
     def _checkpoint_or_raise(self) -> None:
         try:
-            self._checkpoint = encode_snapshot(self.snapshot)
+            self._checkpoint = self._encode(self.snapshot)
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(
                 f"room state must be plain data (dict, list, str, number, bool, None): {exc}"

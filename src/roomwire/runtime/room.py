@@ -109,6 +109,7 @@ class Room:
         **fields: Any,
     ) -> None:
         """Send an event to every player of the room (but `exclude`); data is `data` or the keyword fields."""
+        _check_type(type)
         excluded: tuple[str, ...] | None = None
         if exclude is not None:
             items = exclude if isinstance(exclude, list) else [exclude]
@@ -119,6 +120,7 @@ class Room:
         self, player: PlayerRef | list[PlayerRef], type: str, data: Any = None, /, **fields: Any
     ) -> None:
         """Send an event to one player (or a list of players) only."""
+        _check_type(type)
         items = player if isinstance(player, list) else [player]
         self._machine.emit(type, _payload(data, fields), tuple(_player_id(p) for p in items), None)
 
@@ -155,6 +157,12 @@ class Room:
         rejoin seat or a new one) are refused `forbidden`, and the lobby gives them no new seat.
         """
         self._machine.request_kick(_player_id(player), reason, ban)
+
+
+def _check_type(type: str) -> None:
+    # Event types starting with "@" are the framework's (`@patch`, `@state`: protocol §15).
+    if isinstance(type, str) and type.startswith("@"):
+        raise ValueError(f"event type {type!r}: types starting with '@' are reserved for roomwire")
 
 
 def _payload(data: Any, fields: dict[str, Any]) -> Any:
