@@ -54,9 +54,13 @@ def copy_value(value: Any, path: tuple[PathItem, ...] = ()) -> Any:
             item if type(item) in _SCALARS else copy_value(item, (*path, i)) for i, item in enumerate(value)
         ]
     if kind is tuple:
-        return tuple(
-            item if type(item) in _SCALARS else copy_value(item, (*path, i)) for i, item in enumerate(value)
-        )
+        for item in value:
+            if type(item) not in _SCALARS:
+                return tuple(
+                    item if type(item) in _SCALARS else copy_value(item, (*path, i))
+                    for i, item in enumerate(value)
+                )
+        return value  # immutable all the way down: no copy needed
     if isinstance(value, _SCALARS):
         return value
     raise TypeError(f"synced state must be plain data; got {kind.__name__} at {list(path)}")
@@ -85,7 +89,8 @@ def _seq_equal(a: Any, b: Any) -> bool:
 
     A state decoded after a recovery or a rollback has lists where handlers wrote tuples.
     """
-    return type(a) in _SEQS and type(b) in _SEQS and len(a) == len(b) and list(a) == list(b)
+    ta, tb = type(a), type(b)
+    return ta is not tb and ta in _SEQS and tb in _SEQS and len(a) == len(b) and list(a) == list(b)
 
 
 _SEQS = (list, tuple)
