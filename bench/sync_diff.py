@@ -116,42 +116,48 @@ if __name__ == "__main__":
 
 
 def machine_steps() -> None:
-    """ns per `move` step of a whole room step (RoomTester, no I/O), sync off / on / with a view."""
+    """ns per `move` step of a whole room step (RoomMachine, no I/O), sync off / on / with a view."""
+    for mode in ("off", "on", "view"):
+        print(f"room step, sync {mode:4}:     {room_step_ns(mode):8.0f} ns/step (RoomMachine)")
+
+
+def room_step_ns(mode: str) -> float:
+    """ns per step of an 8-player room whose `move` changes one position."""
     from roomwire import App
     from roomwire.backends.records import MessageInput
     from roomwire.testing import RoomTester
     from roomwire.testing.tester import _run as run_step
 
-    for mode in ("off", "on", "view"):
-        app = App("bench")
-        arena = app.room("arena", sync=mode != "off", max_players=8, rate_limit=None)
+    app = App("bench")
+    arena = app.room("arena", sync=mode != "off", max_players=8, rate_limit=None)
 
-        @arena.on_join
-        def join(room: Any, player: Any) -> None:
-            room.state.setdefault("players", {})[player.id] = {"name": player.id, "pos": (0.0, 0.0), "score": 0}
+    @arena.on_join
+    def join(room: Any, player: Any) -> None:
+        players = room.state.setdefault("players", {})
+        players[player.id] = {"name": player.id, "pos": (0.0, 0.0), "score": 0}
 
-        @arena.message("move")
-        def move(room: Any, player: Any, msg: Any) -> None:
-            room.state["players"][player.id]["pos"] = (msg, msg)
-            room.broadcast("moved", p=player.id)
+    @arena.message("move")
+    def move(room: Any, player: Any, msg: Any) -> None:
+        room.state["players"][player.id]["pos"] = (msg, msg)
+        room.broadcast("moved", p=player.id)
 
-        if mode == "view":
+    if mode == "view":
 
-            @arena.view
-            def view(room: Any, player: Any) -> Any:
-                return {"players": room.state["players"], "me": player.id}
+        @arena.view
+        def view(room: Any, player: Any) -> Any:
+            return {"players": room.state["players"], "me": player.id}
 
-        tester = RoomTester(arena)
-        for i in range(8):
-            tester.join(f"p{i}")
-        machine = tester.machine
+    tester = RoomTester(arena)
+    for i in range(8):
+        tester.join(f"p{i}")
+    machine = tester.machine
 
-        def step(i: int) -> None:
-            # The machine alone: the tester's own per-player mirrors are not part of the server.
-            run_step(machine.apply(MessageInput(f"p{i % 8}", "move", float(i), None, 0.0)))
-            machine.take_output()
+    def step(i: int) -> None:
+        # The machine alone: the tester's own per-player mirrors are not part of the server.
+        run_step(machine.apply(MessageInput(f"p{i % 8}", "move", float(i), None, 0.0)))
+        machine.take_output()
 
-        print(f"room step, sync {mode:4}:     {per_step_ns(step, 3000):8.0f} ns/step (RoomMachine)")
+    return per_step_ns(step, 3000)
 
 
 if __name__ == "__main__":
