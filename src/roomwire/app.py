@@ -22,6 +22,7 @@ from roomwire.gateway.asgi import Gateway, GatewaySettings, Receive, Scope, Send
 from roomwire.gateway.auth import Identity, TokenSigner
 from roomwire.gateway.lobby import LobbyData, bearer_authenticator
 from roomwire.runtime.policy import RoomPolicy
+from roomwire.runtime.relay import make_relay
 from roomwire.runtime.roomtype import RoomType
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,6 +100,18 @@ class App:
             raise SetupError(f"room type {name!r}: {exc}") from exc
         room_type = RoomType(name, room_policy, sync=sync)
         self.room_types[name] = room_type
+        return room_type
+
+    def relay(self, name: str, *, host: bool = False, **policy: Any) -> RoomType:
+        """Declare a relay room type: every client message is ordered and relayed, no server code.
+
+        A message of type T becomes an event T with data `{"from": sender, "data": data}` for
+        every player, or for the players listed in the data's `"@to"` (and the sender). With
+        `host=True` the room elects a host (`room.state["host"]`, `@host` events). The policy
+        options are those of `room` (docs/protocol.md §16).
+        """
+        room_type = self.room(name, **policy)
+        make_relay(room_type, host=host)
         return room_type
 
     def add_route(self, path: str, fn: Callable[..., Any], methods: Sequence[str] | None = None) -> None:

@@ -36,6 +36,11 @@ class Player:
         """False while the player is disconnected within the reconnect grace period."""
         return self._record.connected
 
+    @property
+    def joined_at(self) -> float:
+        """When this membership began (room clock); a reconnect does not change it."""
+        return self._record.joined_at
+
     def __repr__(self) -> str:
         return f"Player({self.id!r}, connected={self.connected})"
 
@@ -157,6 +162,11 @@ class Room:
         rejoin seat or a new one) are refused `forbidden`, and the lobby gives them no new seat.
         """
         self._machine.request_kick(_player_id(player), reason, ban)
+
+
+def framework_event(room: Room, type: str, data: Any) -> None:
+    """Emit an event of a reserved `@` type to every player (roomwire's own modules only)."""
+    room._machine.emit(type, data, None, None)
 
 
 def _check_type(type: str) -> None:

@@ -51,6 +51,8 @@ class RoomType:
         # Synced state (issue #12): clients mirror `room.state` (or `view`'s part of it).
         self.sync = sync
         self.view_fn: Callable[..., Any] | None = None
+        # Relay rooms (runtime/relay.py): the handler of every message type without its own.
+        self.fallback_handler: Callable[[str], MessageHandler] | None = None
         self.handlers: dict[str, MessageHandler] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
         # Timer callbacks seen in this process, by import path (a cache for recovery by name).
@@ -78,6 +80,13 @@ class RoomType:
         self.handlers[msg_type] = MessageHandler(
             msg_type, fn, _message_schema(fn), inspect.iscoroutinefunction(fn)
         )
+
+    def handler_for(self, msg_type: str) -> MessageHandler | None:
+        """The handler of `msg_type`: its own, the relay's (relay rooms), or None."""
+        handler = self.handlers.get(msg_type)
+        if handler is None and self.fallback_handler is not None:
+            return self.fallback_handler(msg_type)
+        return handler
 
     def message(self, msg_type: str) -> Callable[[F], F]:
         """Decorator: `@arena.message("move")` ≡ `arena.add_message_handler("move", fn)`."""
