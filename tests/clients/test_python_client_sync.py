@@ -100,11 +100,15 @@ async def test_eight_clients_with_concurrent_writers_converge_and_a_resumed_one_
         assert clients[3].connection.connects == 2
         assert {c.path[1] for c in added} == {room.player for room in rooms}  # every player seen
 
-        # A player leaving is a removal in the others' mirrors.
+        # A player leaving is a removal in the others' mirrors, and in their presence.
         added.clear()
+        presence: list[tuple[str, str]] = []
+        first.on_presence(lambda player, status: presence.append((player, status)))
         await rooms[7].leave()
         await server_view(first)
         assert Change(("players", rooms[7].player), None, removed=True) in added
+        assert presence == [(rooms[7].player, "left")]
+        assert first.presence == {room.player: "connected" for room in rooms[:7]}
 
 
 async def test_sync_events_update_the_mirror_and_stay_out_of_events(server: str) -> None:

@@ -159,4 +159,4 @@ async def test_a_step_that_changes_nothing_sends_no_patch(server: Server) -> Non
     await act(alice, seat.room, "look", 2)
     await act(alice, seat.room, "draw", 1)
     types = [e["type"] for e in alice.events(seat.room)]
-    assert types == ["@state", "view", "view", "@patch"]
+    assert types == ["@state", "@presence", "view", "view", "@patch"]

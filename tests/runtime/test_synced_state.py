@@ -96,10 +96,29 @@ def test_a_joining_player_gets_the_whole_state_and_not_the_patch_of_its_join() -
     alice = t.join("alice")
     t.events.clear()
     bob = t.join("bob")
-    patch, state = t.events
+    patch, state, presence_all, presence_bob = t.events
     assert patch.type == "@patch" and patch.exclude == ("bob",)
     assert state.type == "@state" and state.to == ("bob",) and state.data == t.state
     assert alice.synced == bob.synced == wire(t.state)
+    # Presence follows: the others learn bob is here; bob gets the whole list after his state.
+    assert (presence_all.type, presence_all.exclude) == ("@presence", ("bob",))
+    assert (presence_bob.type, presence_bob.to) == ("@presence", ("bob",))
+    assert presence_bob.data == presence_all.data == {"alice": "connected", "bob": "connected"}
+
+
+def test_presence_reaches_handlers_and_every_mirror() -> None:
+    t = RoomTester(arena())
+    alice, bob, cyd = t.join("alice"), t.join("bob"), t.join("cyd")
+    seen: list[tuple[str, str]] = []
+    alice.mirror.on_presence(lambda player, status: seen.append((player, status)))
+    bob.disconnect()
+    assert t.room.presence == {"alice": "connected", "bob": "reconnecting", "cyd": "connected"}
+    cyd.leave()
+    assert t.room.presence == {"alice": "connected", "bob": "reconnecting", "cyd": "left"}
+    assert alice.mirror.presence == {"alice": "connected", "bob": "reconnecting"}
+    bob.reconnect()
+    assert bob.mirror.presence == alice.mirror.presence == {"alice": "connected", "bob": "connected"}
+    assert seen == [("bob", "reconnecting"), ("cyd", "left"), ("bob", "connected")]
 
 
 def test_a_reconnect_gets_the_whole_state_again() -> None:
@@ -109,7 +128,7 @@ def test_a_reconnect_gets_the_whole_state_again() -> None:
     alice.send("move", x=5, y=5)
     assert bob.synced != wire(t.state)  # the patch went to the history, not to this test's bob
     bob.reconnect()
-    assert bob.events[-1].type == "@state" and bob.synced == wire(t.state)
+    assert [e.type for e in bob.events[-2:]] == ["@state", "@presence"] and bob.synced == wire(t.state)
 
 
 def test_state_that_cannot_be_synced_fails_the_step_with_a_clear_message() -> None:

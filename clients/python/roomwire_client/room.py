@@ -199,6 +199,22 @@ class Room:
         return self.mirror.on_change(path, guarded)
 
     @property
+    def presence(self) -> dict[str, str]:
+        """A synced room's players: id → `connected` or `reconnecting` (from `@presence`)."""
+        return self.mirror.presence
+
+    def on_presence(self, fn: Callable[[str, str], object]) -> Callable[[], None]:
+        """Call `fn(player, status)` when a player connects, starts reconnecting, or leaves (`left`)."""
+
+        def guarded(player: str, status: str) -> None:
+            try:
+                fn(player, status)
+            except Exception:  # the user's callback must not stop the connection's reader
+                logger.exception("room %s: on_presence callback failed", self.id)
+
+        return self.mirror.on_presence(guarded)
+
+    @property
     def pending(self) -> int:
         """Messages sent and not yet acked or rejected."""
         return len(self._outbox)
@@ -348,7 +364,7 @@ class Room:
         if self._state == "left" or not self._filter.accept(frame.seq):
             return
         if self.mirror.on_event(frame.seq, frame.type, frame.data):
-            return  # `@state`/`@patch` update `synced` (and on_change), not events()
+            return  # `@state`/`@patch`/`@presence` update the mirror (and callbacks), not events()
         await self._inbox.put(frame)
 
     def on_ack(self, msg_id: int) -> None:

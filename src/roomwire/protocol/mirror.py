@@ -20,6 +20,7 @@ from roomwire.protocol.patch import DEL, SET, Op, PatchError, PathItem, apply_pa
 
 PATCH_EVENT = "@patch"
 STATE_EVENT = "@state"
+PRESENCE_EVENT = "@presence"
 ANY = "*"  # in an `on_change` path: every key of an object, or every index of a list
 
 MirrorStatus = Literal["empty", "ready", "stale"]
@@ -35,6 +36,7 @@ class Change:
 
 
 ChangeCallback = Callable[[Change], object]
+PresenceCallback = Callable[[str, str], object]  # (player, "connected" | "reconnecting" | "left")
 _ABSENT: Any = object()
 
 
@@ -46,6 +48,9 @@ class StateMirror:
         self.status: MirrorStatus = "empty"
         self.seq = 0  # room seq of the last `@state` or `@patch` applied
         self._watchers: list[tuple[tuple[PathItem, ...], ChangeCallback]] = []
+        # Who is in the room: player → "connected" | "reconnecting" (from `@presence`).
+        self.presence: dict[str, str] = {}
+        self._presence_watchers: list[PresenceCallback] = []
 
     @property
     def ready(self) -> bool:
@@ -70,8 +75,22 @@ class StateMirror:
 
         return stop
 
+    def on_presence(self, fn: PresenceCallback) -> Callable[[], None]:
+        """Call `fn(player, status)` for each player whose presence changes (`left`: gone)."""
+        self._presence_watchers.append(fn)
+
+        def stop() -> None:
+            if fn in self._presence_watchers:
+                self._presence_watchers.remove(fn)
+
+        return stop
+
     def on_event(self, seq: int, type: str, data: Any) -> bool:
-        """Feed one room event (in seq order); True if it was a sync event (`@state`/`@patch`)."""
+        """Feed one room event (in seq order); True if it was a sync event (`@state`, `@patch`,
+        `@presence`)."""
+        if type == PRESENCE_EVENT:
+            self._set_presence(data if isinstance(data, dict) else {})
+            return True
         if type == STATE_EVENT:
             self._apply([[SET, [], data]], seq)
             self.status = "ready"
@@ -91,6 +110,14 @@ class StateMirror:
         """Events were missed (a history gap): patches are ignored until the next `@state`."""
         if self.status == "ready":
             self.status = "stale"
+
+    def _set_presence(self, new: dict[str, Any]) -> None:
+        old, self.presence = self.presence, {str(k): str(v) for k, v in new.items()}
+        changes = [(pid, status) for pid, status in self.presence.items() if old.get(pid) != status]
+        changes += [(pid, "left") for pid in old if pid not in self.presence]
+        for pid, status in changes:
+            for fn in list(self._presence_watchers):
+                fn(pid, status)
 
     def _apply(self, ops: list[Op], seq: int) -> None:
         if not self._watchers:
@@ -164,4 +191,4 @@ def _value(root: Any, path: Sequence[PathItem]) -> Any:
         return _ABSENT
 
 
-__all__ = ["ANY", "DEL", "SET", "Change", "MirrorStatus", "StateMirror"]
+__all__ = ["ANY", "DEL", "SET", "Change", "MirrorStatus", "PresenceCallback", "StateMirror"]

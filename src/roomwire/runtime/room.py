@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from roomwire.errors import SetupError
 from roomwire.runtime.snapshot import PlayerRecord, TimerRecord
@@ -37,6 +37,11 @@ class Player:
         return self._record.connected
 
     @property
+    def status(self) -> PresenceStatus:
+        """`connected`, or `reconnecting` while disconnected within the reconnect grace."""
+        return "connected" if self._record.connected else "reconnecting"
+
+    @property
     def joined_at(self) -> float:
         """When this membership began (room clock); a reconnect does not change it."""
         return self._record.joined_at
@@ -52,6 +57,7 @@ class Player:
 
 
 PlayerRef = Player | str
+PresenceStatus = Literal["connected", "reconnecting", "left"]
 
 
 def _player_id(player: PlayerRef) -> str:
@@ -93,6 +99,16 @@ class Room:
     def players(self) -> Mapping[str, Player]:
         """Seated players by id, connected or within their reconnect grace."""
         return self._machine.players
+
+    @property
+    def presence(self) -> dict[str, PresenceStatus]:
+        """Who is in the room and how: seated players (`connected`/`reconnecting`), then the
+        players who left and whose message ids the room still remembers (`left`)."""
+        snapshot = self._machine.snapshot
+        presence: dict[str, PresenceStatus] = {pid: p.status for pid, p in self._machine.players.items()}
+        for pid in snapshot.departed:
+            presence.setdefault(pid, "left")
+        return presence
 
     @property
     def now(self) -> float:

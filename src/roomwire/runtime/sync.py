@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("roomwire.room")
 
+PRESENCE = "@presence"  # data: {player: "connected" | "reconnecting"} for every seated player
 PATCH = "@patch"  # data: a list of patch operations (roomwire.protocol.patch)
 STATE = "@state"  # data: the whole state, or the player's view of it
 RESERVED_PREFIX = "@"  # event types starting with it are the framework's (Room.broadcast refuses them)
@@ -51,6 +52,7 @@ class StateSync:
         # The session (join ref) of each player whose connection has had its `@state`. A new
         # session (join, rejoin, resume, or every player after a recovery) gets one.
         self._sessions: dict[str, str] = {}
+        self._presence: dict[str, str] = {}  # as last sent in `@presence`
         self._staged: _Staged | None = None
 
     def encode(self, snapshot: Snapshot) -> bytes:
@@ -103,6 +105,14 @@ class StateSync:
                 machine.emit(STATE, view, (pid,), None)
                 staged.fresh_mirrors[pid] = copy_value(view)
                 staged.sessions[pid] = records[pid].session
+        presence = {pid: "connected" if rec.connected else "reconnecting" for pid, rec in records.items()}
+        if presence != self._presence:
+            if synced:
+                machine.emit(PRESENCE, presence, None, tuple(fresh) if fresh else None)
+            staged.presence = presence
+        for pid in fresh:
+            if pid in staged.sessions:  # got its `@state`: presence follows
+                machine.emit(PRESENCE, presence, (pid,), None)
         self._staged = staged
 
     def settle(self) -> None:
@@ -119,6 +129,8 @@ class StateSync:
             mirrors.update(staged.fresh_mirrors)
             self._mirrors = mirrors
         self._sessions = staged.sessions
+        if staged.presence is not None:
+            self._presence = staged.presence
 
     def _player_ops(self, pid: str) -> list[Op]:
         """The changes of one player's view since their mirror (none when the view fails)."""
@@ -161,13 +173,14 @@ class StateSync:
 class _Staged:
     """What a checkpoint emitted, to become the mirrors once it is encoded."""
 
-    __slots__ = ("fresh_mirrors", "player_ops", "sessions", "shared_ops")
+    __slots__ = ("fresh_mirrors", "player_ops", "presence", "sessions", "shared_ops")
 
     def __init__(self, sessions: dict[str, str]) -> None:
         self.sessions = sessions
         self.shared_ops: list[Op] = []
         self.player_ops: dict[str, list[Op]] = {}
         self.fresh_mirrors: dict[str, Any] = {}
+        self.presence: dict[str, str] | None = None
 
 
 _FAILED: Any = object()
