@@ -208,7 +208,9 @@ change = st.tuples(
     st.lists(keys, min_size=1, max_size=3),
     st.one_of(st.none(), value),
 )
-step = st.tuples(st.sampled_from(["p1", "p2", "p3"]), st.lists(change, max_size=3), st.booleans())
+# Then: nothing, a reconnect, a leave and a new join, or the same changes in a step that fails.
+after = st.sampled_from(["none", "reconnect", "rejoin", "fail"])
+step = st.tuples(st.sampled_from(["p1", "p2", "p3"]), st.lists(change, max_size=3), after)
 
 
 def mutable_room(*, view: bool) -> RoomType:
@@ -218,9 +220,16 @@ def mutable_room(*, view: bool) -> RoomType:
     def create(room: Any, options: Any) -> None:
         room.state.update({"shared": {}, "mine": {}, "secret": {}})
 
+    @room_type.message("fail")
+    def apply_then_fail(room: Any, player: Any, msg: list[Any]) -> None:
+        apply_changes(room, player, msg)
+        raise RejectedError("changed my mind")
+
     @room_type.message("change")
     def apply_changes(room: Any, player: Any, msg: list[Any]) -> None:
         for area, path, new in msg:
+            if isinstance(new, list) and len(new) == 2:
+                new = tuple(new)  # handlers write tuples; the wire has arrays
             node = room.state[area].setdefault(player.id, {}) if area != "shared" else room.state[area]
             for key in path[:-1]:
                 child = node.get(key)
@@ -261,13 +270,20 @@ def expected(t: RoomTester, player: str, view: bool) -> Any:
 def test_every_mirror_equals_the_servers_view_after_every_step(view: bool, steps: list[Any]) -> None:
     t = RoomTester(mutable_room(view=view))
     players = {pid: t.join(pid) for pid in ("p1", "p2")}
-    for actor, changes, reconnect in steps:
+    for actor, changes, then in steps:
         if actor not in players:
             players[actor] = t.join(actor)  # a late joiner
-        players[actor].send("change", [[area, path, new] for area, path, new in changes])
-        if reconnect:
+        ops = [[area, path, new] for area, path, new in changes]
+        players[actor].send("change", ops)
+        if then == "reconnect":
             players[actor].disconnect()
             players[actor].reconnect()
+        elif then == "rejoin":
+            players[actor].leave()
+            players[actor] = t.join(actor)
+        elif then == "fail":
+            with pytest.raises(RejectedError):
+                players[actor].send("fail", [[area, path, "unseen"] for area, path, _ in changes])
         for pid, player in players.items():
             assert player.mirror.ready
             assert player.synced == expected(t, pid, view)
