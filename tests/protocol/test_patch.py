@@ -90,11 +90,15 @@ def test_non_plain_data_and_non_string_keys_are_refused_with_the_path() -> None:
         [["frob", ["a"]]],
         ["not an op"],
         [["del", []]],
+        [["set", ["list", -1], 1]],
+        [["set", ["nested", -1, "x"], 1]],
+        [["set", ["nested", True, "x"], 1]],
+        [["del", ["a", "x"]]],
     ],
 )
 def test_a_patch_that_does_not_fit_raises_patch_error(ops: list[Any]) -> None:
     with pytest.raises(PatchError):
-        apply_patch({"list": [1], "a": 1}, ops)
+        apply_patch({"list": [1], "a": 1, "nested": [{"x": 0}, {"x": 1}]}, ops)
 
 
 def test_mirror_reports_changes_additions_and_removals() -> None:

@@ -66,12 +66,31 @@ def copy_value(value: Any, path: tuple[PathItem, ...] = ()) -> Any:
     raise TypeError(f"synced state must be plain data; got {kind.__name__} at {list(path)}")
 
 
-def diff(old: Any, new: Any) -> list[Op]:
+class DiffMemo:
+    """Diffs of object subtrees already computed, for diffing several views of one state.
+
+    Views usually hold the same live objects (`room.state["players"]` in every player's view),
+    and every player's copy of such a subtree is equal when they got the same patches. A memo
+    keyed by the new subtree's identity reuses the operations found for one player for every
+    other whose old subtree compares equal (one C-level `==` instead of a walk in Python).
+    Valid while nothing is mutated: make a new one per checkpoint.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        # id(new subtree) → (the subtree, kept alive so the id stays its; old subtree; ops
+        # with paths relative to the subtree)
+        self.entries: dict[int, tuple[Any, Any, list[Op]]] = {}
+
+
+def diff(old: Any, new: Any, memo: DiffMemo | None = None) -> list[Op]:
     """The operations that turn `old` into `new` (empty when they are equal).
 
     Equal subtrees are skipped by one C-level `==`, so a step that changed one field costs
     about the depth of that field, not the size of the state. Values in the result are copies
-    (`copy_value`): later changes to `new` do not alter the patch.
+    (`copy_value`): later changes to `new` do not alter the patch (nor must the caller change
+    them: with a `memo`, several results may share them).
 
     Raises:
         TypeError: `new` holds something that is not plain data (see `copy_value`).
@@ -80,7 +99,7 @@ def diff(old: Any, new: Any) -> list[Op]:
     # A dict root is compared key by key at once: a whole-state `==` first would compare the
     # unchanged keys twice whenever something changed.
     if (type(old) is dict and type(new) is dict) or old != new:
-        _diff(old, new, [], ops)
+        _diff(old, new, [], ops, memo)
     return ops
 
 
@@ -94,11 +113,27 @@ def _seq_equal(a: Any, b: Any) -> bool:
 
 
 _SEQS = (list, tuple)
+_CONTAINERS = (dict, list)
 _MISSING: Any = object()
 
 
-def _diff(a: Any, b: Any, path: list[PathItem], ops: list[Op]) -> None:
-    """Append the ops for a != b at `path` (the caller checked `a != b`)."""
+def _diff(a: Any, b: Any, path: list[PathItem], ops: list[Op], memo: DiffMemo | None) -> None:
+    """Append the ops for a != b at `path` (the caller checked `a != b`), through the memo."""
+    if memo is None or not path or type(b) not in _CONTAINERS:
+        _diff_node(a, b, path, ops, memo)
+        return
+    entry = memo.entries.get(id(b))
+    if entry is not None and type(entry[1]) is type(a) and entry[1] == a:
+        ops.extend([op[0], [*path, *op[1]], *op[2:]] for op in entry[2])
+        return
+    start = len(ops)
+    _diff_node(a, b, path, ops, memo)
+    depth = len(path)
+    memo.entries[id(b)] = (b, a, [[op[0], op[1][depth:], *op[2:]] for op in ops[start:]])
+
+
+def _diff_node(a: Any, b: Any, path: list[PathItem], ops: list[Op], memo: DiffMemo | None) -> None:
+    """The ops for a != b at `path`: per key, per index, or the whole value."""
     ta, tb = type(a), type(b)
     if ta is dict and tb is dict:
         added = 0
@@ -110,7 +145,7 @@ def _diff(a: Any, b: Any, path: list[PathItem], ops: list[Op]) -> None:
                 ops.append([SET, [*path, key], copy_value(value, (*path, key))])
                 added += 1
             elif old != value:
-                _diff(old, value, [*path, key], ops)
+                _diff(old, value, [*path, key], ops, memo)
         if len(a) + added > len(b):  # some key of `a` is gone
             for key in a:
                 if key not in b:
@@ -122,7 +157,7 @@ def _diff(a: Any, b: Any, path: list[PathItem], ops: list[Op]) -> None:
         # An insert or removal near the front changes every later index: send the list whole.
         if len(changed) <= len(b) // 2:
             for i in changed:
-                _diff(a[i], b[i], [*path, i], ops)
+                _diff(a[i], b[i], [*path, i], ops, memo)
             for i in range(common, len(b)):
                 ops.append([SET, [*path, i], copy_value(b[i], (*path, i))])
             for i in range(len(a) - 1, common - 1, -1):  # from the end: no index shifts
@@ -194,7 +229,14 @@ def _has(node: Any, key: Any) -> bool:
 
 
 def _parent(state: Any, path: list[Any] | tuple[Any, ...]) -> tuple[Any, Any]:
-    try:
-        return get_path(state, path[:-1]), path[-1]
-    except KeyError:
-        raise PatchError(f"patch path {list(path)} does not exist in the state") from None
+    """The container that holds `path`'s last item, and that item (checked by the caller)."""
+    node = state
+    for item in path[:-1]:
+        # Only str keys and non-negative int indexes: Python would also take -1 or True.
+        if type(item) is not str and (type(item) is not int or item < 0):
+            raise PatchError(f"bad item {item!r} in patch path {list(path)}")
+        try:
+            node = node[item]
+        except (LookupError, TypeError):
+            raise PatchError(f"patch path {list(path)} does not exist in the state") from None
+    return node, path[-1]

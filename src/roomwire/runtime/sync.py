@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roomwire.protocol.patch import Op, apply_patch, copy_value, diff
+from roomwire.protocol.patch import DiffMemo, Op, apply_patch, copy_value, diff
 from roomwire.runtime.snapshot import Snapshot, encode_snapshot
 
 if TYPE_CHECKING:
@@ -85,8 +85,9 @@ class StateSync:
                     staged.sessions[pid] = records[pid].session
         else:
             groups: list[tuple[list[Op], list[str]]] = []
+            memo = DiffMemo()  # the views share subtrees of the state: diff each once
             for pid in synced:
-                ops = self._player_ops(pid)
+                ops = self._player_ops(pid, memo)
                 if not ops:
                     continue
                 staged.player_ops[pid] = ops
@@ -132,13 +133,13 @@ class StateSync:
         if staged.presence is not None:
             self._presence = staged.presence
 
-    def _player_ops(self, pid: str) -> list[Op]:
+    def _player_ops(self, pid: str, memo: DiffMemo) -> list[Op]:
         """The changes of one player's view since their mirror (none when the view fails)."""
         view = self._player_view(pid, copy=False)  # the diff checks (and copies) what changed
         if view is _FAILED:
             return []
         try:
-            return diff(self._mirrors[pid], view)
+            return diff(self._mirrors[pid], view, memo)
         except TypeError:
             self._log_view_failure(pid)
             return []
