@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from roomwire import App, RejectedError
 from roomwire.errors import RoomwireError, SetupError
+from roomwire.runtime.machine import RoomMachine
 from roomwire.runtime.roomtype import RoomType
 from roomwire.testing import RoomTester
 
@@ -290,3 +291,19 @@ def test_every_mirror_equals_the_servers_view_after_every_step(view: bool, steps
             if view:  # nothing of another player's secret area ever reached this player
                 text = msgspec.json.encode([e.data for e in player.events]).decode()
                 assert not [other for other in players if other != pid and f"secret-of-{other}" in text]
+
+
+@pytest.mark.parametrize("view", [False, True])
+def test_a_recovered_room_sends_every_player_the_whole_state_again(view: bool) -> None:
+    t = RoomTester(arena(view=view))
+    alice, bob = t.join("alice"), t.join("bob")
+    alice.send("move", x=1, y=1)
+    # Another worker (or a wake-up from hibernation) loads the last checkpoint: the copies of
+    # what clients hold are gone with the old process.
+    old = t.machine
+    t.machine = RoomMachine(old.room_type, old.room_id, lambda: t.now, snapshot=old.checkpoint)
+    alice.mirror.state = None  # prove the next @state alone restores it
+    bob.send("move", x=2, y=2)
+    for player in (alice, bob):
+        assert [e.type for e in player.events[-3:]] == ["moved", "@state", "@presence"]
+        assert player.synced == view_for(t, player.id, view=view)
