@@ -342,7 +342,7 @@ class RoomMachine:
                 message = f"message id {item.id} is too old: the room no longer knows its outcome"
                 self._reject(item, ErrorCode.ID_EXPIRED, message, None)
                 return
-        handler = self.room_type.handler_for(item.type)
+        handler = self.room_type.handlers.get(item.type) or self.room_type.handler_for(item.type)
         if handler is None:
             self._commit_point()
             self._reject(item, ErrorCode.UNKNOWN_TYPE, f"no handler for message type {item.type!r}", None)

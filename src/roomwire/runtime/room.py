@@ -130,7 +130,8 @@ class Room:
         **fields: Any,
     ) -> None:
         """Send an event to every player of the room (but `exclude`); data is `data` or the keyword fields."""
-        _check_type(type)
+        if type.__class__ is str and type.startswith("@"):  # inline: every broadcast passes here
+            _refuse_reserved(type)
         excluded: tuple[str, ...] | None = None
         if exclude is not None:
             items = exclude if isinstance(exclude, list) else [exclude]
@@ -141,7 +142,8 @@ class Room:
         self, player: PlayerRef | list[PlayerRef], type: str, data: Any = None, /, **fields: Any
     ) -> None:
         """Send an event to one player (or a list of players) only."""
-        _check_type(type)
+        if type.__class__ is str and type.startswith("@"):  # inline: every broadcast passes here
+            _refuse_reserved(type)
         items = player if isinstance(player, list) else [player]
         self._machine.emit(type, _payload(data, fields), tuple(_player_id(p) for p in items), None)
 
@@ -185,10 +187,9 @@ def framework_event(room: Room, type: str, data: Any) -> None:
     room._machine.emit(type, data, None, None)
 
 
-def _check_type(type: str) -> None:
+def _refuse_reserved(type: str) -> None:
     # Event types starting with "@" are the framework's (`@patch`, `@state`: protocol §15).
-    if isinstance(type, str) and type.startswith("@"):
-        raise ValueError(f"event type {type!r}: types starting with '@' are reserved for roomwire")
+    raise ValueError(f"event type {type!r}: types starting with '@' are reserved for roomwire")
 
 
 def _payload(data: Any, fields: dict[str, Any]) -> Any:
