@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from roomwire.protocol import Event
 from roomwire.protocol.patch import apply_patch, copy_value, diff
 
 
@@ -104,6 +105,13 @@ def measure(players: int) -> None:
     print(f"state: {len(msgspec.msgpack.encode(state))} B msgpack, {len(msgspec.json.encode(state))} B JSON")
     print(f"diff+settle (one move):   {per_step_ns(step, n) - per_step_ns(plain_step, n):8.0f} ns/step")
     print(f"patch size (one move):    {sizes[-1]:8d} B msgpack")
+    moved = state["players"]["player-1"]["pos"]
+    by_hand = Event("R1abcdefghij", 1234, "moved", {"player": "player-1", "pos": moved})
+    synced = Event("R1abcdefghij", 1234, "@patch", [["set", ["players", "player-1", "pos"], moved]])
+    print(
+        f"event frame, JSON bytes:  {len(msgspec.json.encode(synced)):8d} B @patch"
+        f" vs {len(msgspec.json.encode(by_hand))} B a hand-written 'moved' event"
+    )
     print(f"unchanged (no patch):     {per_step_ns(unchanged, n):8.0f} ns/step")
     print(f"encode state (msgpack):   {per_step_ns(encode, n):8.0f} ns/step")
     print(
