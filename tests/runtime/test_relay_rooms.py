@@ -73,3 +73,16 @@ def test_the_host_is_the_first_connected_player_and_a_new_one_is_announced() -> 
         {"player": "bob"},
         {"player": "ann"},
     ]
+
+
+def test_a_synced_relay_room_mirrors_its_host_and_presence() -> None:
+    t = RoomTester(App("t").relay("lobby", host=True, sync=True))
+    ann = t.join("ann")
+    t.advance(1)
+    bob = t.join("bob")
+    ann.send("say", "hi")
+    assert bob.synced == ann.synced == {"host": "ann"}
+    ann.disconnect()
+    assert bob.synced == {"host": "bob"}
+    assert bob.mirror.presence == {"ann": "reconnecting", "bob": "connected"}
+    assert bob.events_of("say") == [{"from": "ann", "data": "hi"}]

@@ -5,6 +5,7 @@ alice, bob = t.join("alice"), t.join("bob")
 alice.send("move", {"x": 1, "y": 2})
 assert bob.events_of("moved")[-1]["x"] == 1
 t.advance(60)                     # fires due timers in order
+alice.synced                      # a synced room: what alice's client mirrors (her view)
 """
 
 from __future__ import annotations
