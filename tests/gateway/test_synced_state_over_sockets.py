@@ -8,13 +8,15 @@ resume past the history window, and after a reconnect — is checked for the sec
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from gateway_harness import RawClient, Server, serving
 
 from roomwire import App
+from roomwire.backends.redis import RedisBackend
 from roomwire.protocol.mirror import StateMirror
 from roomwire.testing import serve_app
 
@@ -61,11 +63,27 @@ def card_app() -> App:
     return app
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
+@pytest.fixture(params=["embedded", "redis"])
+async def server(
+    request: pytest.FixtureRequest, require_engine: Callable[[str, str, int], None]
+) -> AsyncIterator[Server]:
+    """The card game on the embedded backend, and on Redis (a fresh namespace, dropped after)."""
     app = card_app()
-    async with serve_app(app) as url, serving(url, app) as srv:
-        yield srv
+    if request.param == "embedded":
+        async with serve_app(app) as url, serving(url, app) as srv:
+            yield srv
+        return
+    require_engine("redis", "127.0.0.1", 6379)
+    namespace = f"t-{uuid.uuid4().hex[:12]}"
+    backend = RedisBackend("redis://127.0.0.1:6379/0", namespace)
+    try:
+        async with serve_app(app, backend) as url, serving(url, app) as srv:
+            yield srv
+    finally:
+        cleaner = RedisBackend("redis://127.0.0.1:6379/0", namespace)
+        await cleaner.open()
+        await cleaner.drop_all()
+        await cleaner.aclose()
 
 
 def mirror_of(frames: list[dict[str, Any]], room: str) -> StateMirror:
