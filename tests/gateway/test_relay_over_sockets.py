@@ -84,7 +84,8 @@ async def test_the_first_player_is_host_and_the_next_one_is_announced_when_it_le
     ann = await server.connect()
     await ann.join(seat)
     bob, bob_seat = await server.player(await server.seat(room=seat.room))
-    assert not bob.events(seat.room, "@host")  # ann stays host: nothing to announce
+    told = await bob.recv_until("event", type="@host")  # bob learns the host as he joins
+    assert told["data"] == {"player": seat.player}
     await ann.send({"t": "leave", "room": seat.room})
     announced = await bob.recv_until("event", type="@host", data={"player": bob_seat.player})
     assert announced["seq"] > 0

@@ -31,8 +31,10 @@ def make_relay(room_type: RoomType, *, host: bool) -> None:
     """Turn `room_type` into a relay room type (and elect a host if `host`)."""
     room_type.fallback_handler = _handler_for
     if host:
-        for hook in ("join", "leave", "disconnect", "reconnect"):
-            room_type.add_hook(hook, _elect)
+        for hook in ("join", "reconnect"):
+            room_type.add_hook(hook, _arrived)
+        for hook in ("leave", "disconnect"):
+            room_type.add_hook(hook, _departed)
 
 
 def _handler_for(msg_type: str) -> MessageHandler:
@@ -59,14 +61,27 @@ def _relay(msg_type: str, room: Room, player: Player, msg: Any) -> None:
         room.send(list(to), msg_type, data)
 
 
-def _elect(room: Room, player: Player, *_: Any) -> None:
-    """Keep `state["host"]` on a connected player; announce each change with `@host`."""
+def _arrived(room: Room, player: Player) -> None:
+    """A player joined or reconnected: elect if needed, and tell them who the host is."""
+    if not _elect(room):
+        framework_event(room, HOST_EVENT, {"player": room.state.get(HOST_KEY)}, (player.id,))
+
+
+def _departed(room: Room, player: Player, *_: Any) -> None:
+    """A player left or disconnected: if it was the host, elect another."""
+    _elect(room)
+
+
+def _elect(room: Room) -> bool:
+    """Keep `state["host"]` on a connected player; True if a change was announced to everyone."""
     current = room.state.get(HOST_KEY)
     seated = room.players.get(current) if isinstance(current, str) else None
     if seated is not None and seated.connected:
-        return  # the host stays while connected: a returning earlier player does not take over
+        return False  # the host stays while connected: a returning earlier player does not take over
     candidates = [p for p in room.players.values() if p.connected]
     new = min(candidates, key=lambda p: (p.joined_at, p.id)).id if candidates else None
-    if new != current:
-        room.state[HOST_KEY] = new
-        framework_event(room, HOST_EVENT, {"player": new})
+    if new == current:
+        return False
+    room.state[HOST_KEY] = new
+    framework_event(room, HOST_EVENT, {"player": new})
+    return True

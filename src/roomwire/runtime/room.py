@@ -182,9 +182,9 @@ class Room:
         self._machine.request_kick(_player_id(player), reason, ban)
 
 
-def framework_event(room: Room, type: str, data: Any) -> None:
-    """Emit an event of a reserved `@` type to every player (roomwire's own modules only)."""
-    room._machine.emit(type, data, None, None)
+def framework_event(room: Room, type: str, data: Any, to: tuple[str, ...] | None = None) -> None:
+    """Emit an event of a reserved `@` type to every player, or to `to` (roomwire's own modules)."""
+    room._machine.emit(type, data, to, None)
 
 
 def _refuse_reserved(type: str) -> None:
