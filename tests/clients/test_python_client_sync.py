@@ -12,7 +12,7 @@ import pytest
 from roomwire import App, Player
 from roomwire import Room as ServerRoom
 from roomwire.testing import serve_app
-from roomwire_client import Change, Client, Room
+from roomwire_client import Change, Client, HistoryGoneError, Room
 
 SECRET = "sync-client-test-secret-0123456789abcdef"
 PLAYERS = 8
@@ -46,6 +46,16 @@ def make_app() -> App:
     @arena.message("look")
     def look(room: ServerRoom, player: Player, msg: Any) -> None:
         room.send(player, "view", view(room, player))
+
+    tiny = app.room("tiny", sync=True, history=4, rate_limit=None)
+
+    @tiny.on_create
+    def create_tiny(room: ServerRoom, options: dict[str, Any]) -> None:
+        room.state["count"] = 0
+
+    @tiny.message("bump")
+    def bump(room: ServerRoom, player: Player, msg: Any) -> None:
+        room.state["count"] += 1
 
     @arena.view
     def view(room: ServerRoom, player: Player) -> Any:
@@ -119,3 +129,23 @@ async def test_sync_events_update_the_mirror_and_stay_out_of_events(server: str)
         view = await server_view(room)
         assert room.synced == view and room.synced["players"][room.player]["pos"] == [5, -5]
         assert room.mirror.seq > 0
+
+
+async def test_a_resume_past_the_history_gets_a_whole_state_and_the_mirror_is_right(server: str) -> None:
+    async with Client(server) as a, Client(server, reconnect_timeout_s=10) as b:
+        await a.login_guest()
+        await b.login_guest()
+        room_a = await a.create("tiny")
+        room_b = await b.join(room_a.id)
+        await room_b.request("bump")
+        assert room_b.synced == {"count": 1}
+        b.connection.abort()
+        for _ in range(10):  # far more events than the room keeps: b's resume cannot replay them
+            await room_a.request("bump")
+        await room_b.request("bump", timeout=10)  # after the rejoin
+        assert room_b.mirror.ready and room_b.synced == {"count": 12}
+        with pytest.raises(HistoryGoneError):  # it really resumed past the history
+            async with asyncio.timeout(5):
+                async for _ in room_b.events():
+                    pass
+        assert b.connection.connects == 2
