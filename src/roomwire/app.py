@@ -22,6 +22,7 @@ from roomwire.gateway.asgi import Gateway, GatewaySettings, Receive, Scope, Send
 from roomwire.gateway.auth import Identity, TokenSigner
 from roomwire.gateway.lobby import LobbyData, bearer_authenticator
 from roomwire.runtime.policy import RoomPolicy
+from roomwire.runtime.relay import make_relay
 from roomwire.runtime.roomtype import RoomType
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,8 +78,12 @@ class App:
         if self._gateway is not None:
             raise SetupError(f"cannot add {what}: the app is already serving")
 
-    def room(self, name: str, **policy: Any) -> RoomType:
-        """Declare a room type with its queue policy (see RoomPolicy for every option)."""
+    def room(self, name: str, *, sync: bool = False, **policy: Any) -> RoomType:
+        """Declare a room type with its queue policy (see RoomPolicy for every option).
+
+        With `sync=True` every client mirrors `room.state` (or the room type's `view` of it):
+        after each step the change goes out as a `@patch` event (docs/protocol.md §15).
+        """
         self._check_open(f"room type {name!r}")
         if name in self.room_types:
             raise SetupError(f"room type {name!r} is declared twice")
@@ -93,8 +98,20 @@ class App:
             room_policy = RoomPolicy(**policy)
         except TypeError as exc:
             raise SetupError(f"room type {name!r}: {exc}") from exc
-        room_type = RoomType(name, room_policy)
+        room_type = RoomType(name, room_policy, sync=sync)
         self.room_types[name] = room_type
+        return room_type
+
+    def relay(self, name: str, *, host: bool = False, **policy: Any) -> RoomType:
+        """Declare a relay room type: every client message is ordered and relayed, no server code.
+
+        A message of type T becomes an event T with data `{"from": sender, "data": data}` for
+        every player, or for the players listed in the data's `"@to"` (and the sender). With
+        `host=True` the room elects a host (`room.state["host"]`, `@host` events). The policy
+        options are those of `room` (docs/protocol.md §16).
+        """
+        room_type = self.room(name, **policy)
+        make_relay(room_type, host=host)
         return room_type
 
     def add_route(self, path: str, fn: Callable[..., Any], methods: Sequence[str] | None = None) -> None:

@@ -43,3 +43,9 @@ def arena_game() -> Iterator[ModuleType]:
 def tictactoe_game() -> Iterator[ModuleType]:
     """The tic-tac-toe example's module (examples/tictactoe/app.py)."""
     yield from _load_example("tictactoe")
+
+
+@pytest.fixture(scope="session")
+def cards_game() -> Iterator[ModuleType]:
+    """The cards example's module (examples/cards/app.py)."""
+    yield from _load_example("cards")

@@ -120,3 +120,10 @@ def test_tictactoe_bots_play_games_to_the_end(serve: Callable[[str], str]) -> No
     assert len(results) == 2 and all(r in ("X", "O", "draw") for r in results)
     assert int(summary["moves"]) >= 2 * 5  # a game lasts at least five moves
     assert int(summary["events_received"]) > 0
+
+
+def test_cards_bots_play_a_game_from_synced_state_alone(serve: Callable[[str], str]) -> None:
+    url = serve("cards")
+    summary = run_bot("cards", "--url", url, "--bots", "3", timeout_s=60)
+    assert summary["bots"] == "3"
+    assert sum(int(s) for s in summary["scores"].split(",")) == 5  # five rounds, one taker each

@@ -13,6 +13,7 @@ The wire protocol it speaks is specified in docs/protocol.md.
 from __future__ import annotations
 
 from roomwire.protocol import Event
+from roomwire.protocol.mirror import Change, StateMirror
 from roomwire_client.client import Client
 from roomwire_client.connection import Connection
 from roomwire_client.errors import (
@@ -44,6 +45,7 @@ from roomwire_client.room import Room
 
 __all__ = [
     "AuthError",
+    "Change",
     "Client",
     "ClientError",
     "Connection",
@@ -68,6 +70,7 @@ __all__ = [
     "RoomLeftError",
     "RoomNotFoundError",
     "Seat",
+    "StateMirror",
     "UnauthorizedError",
     "UnavailableError",
     "UnknownTypeError",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Final, Literal
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from roomwire.protocol import Error as ErrorFrame
 from roomwire.protocol import ErrorCode, Event, Join, Joined, Leave, Left, Msg, Reject
 from roomwire.protocol.frames import JSONValue
+from roomwire.protocol.mirror import Change, StateMirror
+from roomwire.protocol.patch import PathItem
 from roomwire_client._resume import Outbox, PendingMessage, SeqFilter
 from roomwire_client.errors import (
     ClientError,
@@ -152,6 +154,8 @@ class Room:
         self._joined_once: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._left = asyncio.Event()
         self._lost: ClientError | None = None  # why the room was lost, when it was not left normally
+        # A synced room's state (protocol §15), kept by its `@state` and `@patch` events.
+        self.mirror = StateMirror()
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -169,6 +173,46 @@ class Room:
     def last_seq(self) -> int:
         """The room sequence number of the last event received (resume point)."""
         return self._filter.last_seq
+
+    @property
+    def synced(self) -> Any:
+        """The mirrored state of a synced room (your view of it); None until the first `@state`.
+
+        It equals the server's state (view) as of `mirror.seq` while `mirror.ready`; after missed
+        events it is stale until the next `@state`, which a rejoin brings (protocol §15).
+        """
+        return self.mirror.state
+
+    def on_change(self, path: str | Sequence[PathItem], fn: Callable[[Change], object]) -> Callable[[], None]:
+        """Call `fn(change)` when the synced state at `path` changes ("*" matches any key or index).
+
+        `("players", "*")` reports each player added, changed or removed (`change.removed`).
+        Runs in the connection's reader: keep it short. Returns a function that stops it.
+        """
+
+        def guarded(change: Change) -> None:
+            try:
+                fn(change)
+            except Exception:  # the user's callback must not stop the connection's reader
+                logger.exception("room %s: on_change callback for %r failed", self.id, change.path)
+
+        return self.mirror.on_change(path, guarded)
+
+    @property
+    def presence(self) -> dict[str, str]:
+        """A synced room's players: id → `connected` or `reconnecting` (from `@presence`)."""
+        return self.mirror.presence
+
+    def on_presence(self, fn: Callable[[str, str], object]) -> Callable[[], None]:
+        """Call `fn(player, status)` when a player connects, starts reconnecting, or leaves (`left`)."""
+
+        def guarded(player: str, status: str) -> None:
+            try:
+                fn(player, status)
+            except Exception:  # the user's callback must not stop the connection's reader
+                logger.exception("room %s: on_presence callback failed", self.id)
+
+        return self.mirror.on_presence(guarded)
 
     @property
     def pending(self) -> int:
@@ -319,6 +363,8 @@ class Room:
         """A room event arrived; deliver it unless it was seen already."""
         if self._state == "left" or not self._filter.accept(frame.seq):
             return
+        if self.mirror.on_event(frame.seq, frame.type, frame.data):
+            return  # `@state`/`@patch`/`@presence` update the mirror (and callbacks), not events()
         await self._inbox.put(frame)
 
     def on_ack(self, msg_id: int) -> None:
@@ -443,6 +489,7 @@ class Room:
     def _history_gap(self, why: str) -> None:
         error = HistoryGoneError(f"missed events: {why}; the room view may be stale", room=self.id)
         error.missed_after = self._filter.last_seq
+        self.mirror.invalidate()  # patches do not fit now: wait for the rejoin's `@state`
         logger.warning("room %s: %s", self.id, error)
         self._inbox.put_marker(error)
 

@@ -120,12 +120,13 @@ class Lobby:
         await self._identity(request)
         room_type = request.query_params.get("type")
         filters = {k[5:]: v for k, v in request.query_params.items() if k.startswith("meta.")}
+        records = await self.backend.list_rooms(room_type)
         rooms = [
             _public(r)
-            for r in await self.backend.list_rooms(room_type)
+            for r in records
             if not r.private and all(str(r.meta.get(k)) == v for k, v in filters.items())
         ]
-        return JSONResponse({"rooms": rooms})
+        return JSONResponse({"rooms": rooms, "types": _counts(records)})
 
     async def create(self, request: Request) -> Response:
         """POST /rooms: create a room and hold a seat in it for the caller."""
@@ -232,6 +233,10 @@ class LobbyData:
         """Public rooms (of one type when given), as `GET /rooms` lists them."""
         return [_public(r) for r in await self._backend.list_rooms(room_type) if not r.private]
 
+    async def player_counts(self) -> dict[str, dict[str, int]]:
+        """Per room type: rooms and players in them, private rooms included (`GET /rooms` `types`)."""
+        return _counts(await self._backend.list_rooms(None))
+
     async def get(self, key: str) -> Any:
         """The JSON value stored under key, or None."""
         raw = await self._backend.kv_get(_KV_PREFIX + key)
@@ -247,6 +252,16 @@ class LobbyData:
 
 
 _KV_PREFIX = "app:"
+
+
+def _counts(records: list[RoomRecord]) -> dict[str, dict[str, int]]:
+    """Presence per room type (issue #12): how many rooms and players, private rooms counted."""
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        entry = counts.setdefault(record.type, {"rooms": 0, "players": 0})
+        entry["rooms"] += 1
+        entry["players"] += record.players
+    return counts
 
 
 def _public(record: RoomRecord) -> dict[str, Any]:

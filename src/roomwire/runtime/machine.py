@@ -42,6 +42,7 @@ from roomwire.runtime.snapshot import (
     encode_snapshot,
     freeze_event_data,
 )
+from roomwire.runtime.sync import StateSync
 
 log = logging.getLogger("roomwire.room")
 
@@ -124,6 +125,8 @@ class RoomMachine:
         self.new_bans: list[str] = []  # players banned by committed steps, for the lobby (executor)
         self._input: Input | None = None  # the input being applied, named in step-timeout logs
         self.awaiting = False  # game code of the current step is suspended in an await
+        # A synced room (issue #12) turns each checkpoint into `@patch`/`@state` events too.
+        self.sync = StateSync(self, room_type.view_fn) if room_type.sync else None
 
     # --- what handlers call (through Room) -------------------------------------------------------
 
@@ -364,7 +367,7 @@ class RoomMachine:
                 message = f"message id {item.id} is too old: the room no longer knows its outcome"
                 self._reject(item, ErrorCode.ID_EXPIRED, message, None)
                 return
-        handler = self.room_type.handlers.get(item.type)
+        handler = self.room_type.handlers.get(item.type) or self.room_type.handler_for(item.type)
         if handler is None:
             self._commit_point()
             self._reject(item, ErrorCode.UNKNOWN_TYPE, f"no handler for message type {item.type!r}", None)
@@ -515,7 +518,10 @@ class RoomMachine:
         return _StepFailed(ErrorCode.INTERNAL, f"internal error (ref {ref})", ref)
 
     def _checkpoint_or_raise(self) -> None:
+        sync = self.sync
         try:
+            if sync is not None:
+                sync.stage()  # the step's @patch/@state events, checked with the others below
             checkpoint = encode_snapshot(self.snapshot)
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:  # Overflow: wide int
             raise TypeError(
@@ -532,6 +538,8 @@ class RoomMachine:
             if data is not ev.data:
                 events[i] = OutEvent(ev.seq, ev.type, data, ev.to, ev.exclude)
         self._unchecked = len(events)
+        if sync is not None:
+            sync.settle()  # only now: a step failed above never moves the mirrors
         self._checkpoint = checkpoint
 
     def _commit_point(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from roomwire.errors import SetupError
 from roomwire.runtime.snapshot import PlayerRecord, TimerRecord
@@ -36,6 +36,16 @@ class Player:
         """False while the player is disconnected within the reconnect grace period."""
         return self._record.connected
 
+    @property
+    def status(self) -> PresenceStatus:
+        """`connected`, or `reconnecting` while disconnected within the reconnect grace."""
+        return "connected" if self._record.connected else "reconnecting"
+
+    @property
+    def joined_at(self) -> float:
+        """When this membership began (room clock); a reconnect does not change it."""
+        return self._record.joined_at
+
     def __repr__(self) -> str:
         return f"Player({self.id!r}, connected={self.connected})"
 
@@ -47,6 +57,7 @@ class Player:
 
 
 PlayerRef = Player | str
+PresenceStatus = Literal["connected", "reconnecting", "left"]
 
 
 def _player_id(player: PlayerRef) -> str:
@@ -90,6 +101,16 @@ class Room:
         return self._machine.players
 
     @property
+    def presence(self) -> dict[str, PresenceStatus]:
+        """Who is in the room and how: seated players (`connected`/`reconnecting`), then the
+        players who left and whose message ids the room still remembers (`left`)."""
+        snapshot = self._machine.snapshot
+        presence: dict[str, PresenceStatus] = {pid: p.status for pid, p in self._machine.players.items()}
+        for pid in snapshot.departed:
+            presence.setdefault(pid, "left")
+        return presence
+
+    @property
     def now(self) -> float:
         """The room clock (seconds since the epoch); advanced by hand in roomwire.testing."""
         return self._machine.clock()
@@ -109,6 +130,8 @@ class Room:
         **fields: Any,
     ) -> None:
         """Send an event to every player of the room (but `exclude`); data is `data` or the keyword fields."""
+        if type.__class__ is str and type.startswith("@"):  # inline: every broadcast passes here
+            _refuse_reserved(type)
         excluded: tuple[str, ...] | None = None
         if exclude is not None:
             items = exclude if isinstance(exclude, list) else [exclude]
@@ -119,6 +142,8 @@ class Room:
         self, player: PlayerRef | list[PlayerRef], type: str, data: Any = None, /, **fields: Any
     ) -> None:
         """Send an event to one player (or a list of players) only."""
+        if type.__class__ is str and type.startswith("@"):  # inline: every broadcast passes here
+            _refuse_reserved(type)
         items = player if isinstance(player, list) else [player]
         self._machine.emit(type, _payload(data, fields), tuple(_player_id(p) for p in items), None)
 
@@ -155,6 +180,16 @@ class Room:
         rejoin seat or a new one) are refused `forbidden`, and the lobby gives them no new seat.
         """
         self._machine.request_kick(_player_id(player), reason, ban)
+
+
+def framework_event(room: Room, type: str, data: Any, to: tuple[str, ...] | None = None) -> None:
+    """Emit an event of a reserved `@` type to every player, or to `to` (roomwire's own modules)."""
+    room._machine.emit(type, data, to, None)
+
+
+def _refuse_reserved(type: str) -> None:
+    # Event types starting with "@" are the framework's (`@patch`, `@state`: protocol §15).
+    raise ValueError(f"event type {type!r}: types starting with '@' are reserved for roomwire")
 
 
 def _payload(data: Any, fields: dict[str, Any]) -> Any:

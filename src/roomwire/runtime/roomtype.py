@@ -45,9 +45,14 @@ def _message_schema(fn: Callable[..., Any]) -> Any:
 class RoomType:
     """A room type: declare handlers with its decorators, each the twin of an explicit add_* call."""
 
-    def __init__(self, name: str, policy: RoomPolicy) -> None:
+    def __init__(self, name: str, policy: RoomPolicy, *, sync: bool = False) -> None:
         self.name = name
         self.policy = policy
+        # Synced state (issue #12): clients mirror `room.state` (or `view`'s part of it).
+        self.sync = sync
+        self.view_fn: Callable[..., Any] | None = None
+        # Relay rooms (runtime/relay.py): the handler of every message type without its own.
+        self.fallback_handler: Callable[[str], MessageHandler] | None = None
         self.handlers: dict[str, MessageHandler] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
         # Timer callbacks seen in this process, by import path (a cache for recovery by name).
@@ -75,6 +80,13 @@ class RoomType:
         self.handlers[msg_type] = MessageHandler(
             msg_type, fn, _message_schema(fn), inspect.iscoroutinefunction(fn)
         )
+
+    def handler_for(self, msg_type: str) -> MessageHandler | None:
+        """The handler of `msg_type`: its own, the relay's (relay rooms), or None."""
+        handler = self.handlers.get(msg_type)
+        if handler is None and self.fallback_handler is not None:
+            return self.fallback_handler(msg_type)
+        return handler
 
     def message(self, msg_type: str) -> Callable[[F], F]:
         """Decorator: `@arena.message("move")` ≡ `arena.add_message_handler("move", fn)`."""
@@ -135,3 +147,20 @@ class RoomType:
 
     # Decorator without the on_ prefix, as in the brief's examples.
     tick = on_tick
+
+    def set_view(self, fn: Callable[..., Any]) -> None:
+        """Use `fn(room, player)` for what one player's mirror of the state holds; turns sync on.
+
+        It must return plain data built from `room.state` (it is diffed after every step, so it
+        must not change anything). A player never receives any part of the state it leaves out.
+        """
+        self._check_open("a view")
+        if self.view_fn is not None:
+            raise SetupError(f"room type {self.name!r} already has a view")
+        self.view_fn = fn
+        self.sync = True
+
+    def view(self, fn: F) -> F:
+        """Decorator: `@arena.view` ≡ `arena.set_view(fn)`."""
+        self.set_view(fn)
+        return fn

@@ -5,6 +5,7 @@ alice, bob = t.join("alice"), t.join("bob")
 alice.send("move", {"x": 1, "y": 2})
 assert bob.events_of("moved")[-1]["x"] == 1
 t.advance(60)                     # fires due timers in order
+alice.synced                      # a synced room: what alice's client mirrors (her view)
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Coroutine
 from typing import Any
+
+import msgspec
 
 from roomwire.backends.records import (
     CreateInput,
@@ -36,6 +39,7 @@ from roomwire.errors import (
     ValidationError,
 )
 from roomwire.protocol.codes import ErrorCode
+from roomwire.protocol.mirror import StateMirror
 from roomwire.runtime.machine import RoomMachine
 from roomwire.runtime.room import Room
 from roomwire.runtime.roomtype import RoomType
@@ -80,6 +84,9 @@ class TestPlayer:
         self.receipts: list[Receipt] = []
         self.connected = True
         self._ids = itertools.count(1)
+        self._joins = itertools.count(1)
+        # What this player's client would mirror of a synced room (issue #12).
+        self.mirror = StateMirror()
 
     def __repr__(self) -> str:
         return f"TestPlayer({self.id!r})"
@@ -105,10 +112,17 @@ class TestPlayer:
     def reconnect(self) -> None:
         """Come back within the grace period (no join hook)."""
         self.connected = True  # so the reconnect hook's events reach this player
-        receipt = self.tester._apply(JoinInput(self.id, {}, "rejoin", self.tester.now), self.id)
+        # Each connection is a new session, as on a gateway (a synced room sends it a @state).
+        ref = f"rejoin-{next(self._joins)}"
+        receipt = self.tester._apply(JoinInput(self.id, {}, ref, self.tester.now), self.id)
         if receipt is not None and receipt.kind == "refused":
             self.connected = False
             _raise_for(receipt)
+
+    @property
+    def synced(self) -> Any:
+        """This player's mirror of a synced room's state (their view), as their client holds it."""
+        return self.mirror.state
 
     def events_of(self, type: str) -> list[Any]:
         """Data of the events of one type this player received, in order."""
@@ -190,6 +204,9 @@ class RoomTester:
             for player in self.players.values():
                 if player.connected and ev.is_for(player.id):
                     player.events.append(ev)
+                    player.mirror.on_event(
+                        ev.seq, ev.type, msgspec.msgpack.decode(msgspec.msgpack.encode(ev.data))
+                    )
         answer = None
         for receipt in receipts:
             target = self.players.get(receipt.player)
