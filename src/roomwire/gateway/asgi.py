@@ -516,6 +516,14 @@ class Gateway:
         rejoin = self.signer.issue_seat(frame.room, seat.player_id, seat.claims, rejoin_ttl_s, rejoin=True)
         pending = PendingJoin(conn, seat.player_id, frame.since, rejoin)
         fan.pending[ref] = pending
+        # Until this join is a member of this connection, the connection's end must still
+        # record its disconnect: the room may apply the join after the server closed the
+        # connection or cancelled this task (slow consumer, heartbeat, shutdown), and would
+        # otherwise count the player as connected for ever (no grace, no leave; promise 3).
+        joining = conn.joining
+        if joining is None:
+            joining = conn.joining = {}
+        joining[ref] = (frame.room, seat.player_id)
         try:
             await self.backend.append_input(
                 frame.room, JoinInput(seat.player_id, seat.claims, ref, time.time(), seat.rejoin)
@@ -524,6 +532,7 @@ class Gateway:
         except TimeoutError as exc:
             self._forget_join(fan, ref)  # from now on its receipt finds nobody waiting: no member
             if not pending.outcome.done():
+                joining.pop(ref, None)  # its disconnect is recorded here
                 # The room may still apply the join, and no connection here would hold it: the
                 # disconnect of that join (ignored if it never applies or is replaced) keeps the
                 # room from counting the player as connected for ever.
@@ -534,14 +543,17 @@ class Gateway:
                 raise RoomwireError("the room did not answer the join in time") from exc
             receipt = pending.outcome.result()  # answered just as the wait ran out
         except RoomNotFoundError as exc:
+            joining.pop(ref, None)
             raise _room_closed() from exc
         finally:
             self._forget_join(fan, ref)
         if receipt.kind == "refused":
+            joining.pop(ref, None)
             conn.send_frame(Error(receipt.code, receipt.message, frame.room))
             return
         member = conn.rooms.get(frame.room)
-        if member is not None:
+        if member is not None and member.session == ref:
+            joining.pop(ref, None)  # a member now: the connection's end records its disconnect
             member.max_bytes = room_type.policy.max_message_bytes
             rate = room_type.policy.rate_limit
             member.limiter = Limiter(rate) if rate is not None else None
@@ -576,6 +588,14 @@ class Gateway:
                 except RoomwireError as exc:
                     log.debug("room %s: disconnect of %s not recorded: %s", room_id, member.player, exc)
         conn.rooms.clear()
+        # Joins that never became a member here (the connection closed on their way): the room
+        # ignores the disconnect of a join it refused or that a newer join replaced.
+        joining, conn.joining = conn.joining, None
+        for ref, (room_id, player) in (joining or {}).items():
+            try:
+                await self.backend.append_input(room_id, DisconnectInput(player, time.time(), ref))
+            except RoomwireError as exc:
+                log.debug("room %s: disconnect of join %s not recorded: %s", room_id, ref, exc)
 
     # --- fan-out registry -----------------------------------------------------------------------
 

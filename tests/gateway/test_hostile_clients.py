@@ -1,0 +1,115 @@
+"""What a hostile client can try against a room over real sockets, and what must hold anyway.
+
+* A connection that the server closes while its join is on the way (here: it goes silent
+  past the heartbeat while the room is busy) must not leave the player counted as connected
+  for ever: the room records a disconnect for that join, so the reconnect grace runs out.
+* A player's message rate limit must hold across their rejoins: a new connection (or a leave
+  and a join) must not refill the bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, serving
+
+from roomwire import App, GatewaySettings
+from roomwire.testing import serve_app
+
+HEARTBEAT_S = 0.5  # the server closes a silent connection after two of these
+
+
+class Move(msgspec.Struct):
+    """A step count."""
+
+    n: int
+
+
+@dataclass
+class Gate:
+    """Holds the room inside a handler until released, so a join waits behind it."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def make_game(gate: Gate) -> App:
+    """Room types `brief` (0.3 s reconnect grace) and `slow` (1 message/s per player)."""
+    app = App("hostile-clients", settings=GatewaySettings(heartbeat_s=HEARTBEAT_S))
+    for name, grace, rate in (("brief", 0.3, None), ("slow", 20.0, 1.0)):
+        room_type = app.room(name, max_players=4, rate_limit=rate, reconnect_grace_s=grace, history=500)
+
+        def move(room: Any, player: Any, msg: Move) -> None:
+            room.broadcast("moved", p=player.id, n=msg.n)
+
+        async def hold(room: Any, player: Any, msg: Any) -> None:
+            gate.entered.set()
+            await gate.release.wait()
+
+        def leave(room: Any, player: Any, reason: str) -> None:
+            room.broadcast("gone", p=player.id, reason=reason)
+
+        room_type.on_leave(leave)
+        room_type.add_message_handler("move", move)
+        room_type.add_message_handler("hold", hold)
+    return app
+
+
+@pytest.fixture
+async def game() -> AsyncIterator[tuple[Server, Gate]]:
+    """The game on a free port (embedded backend), and its gate."""
+    gate = Gate()
+    app = make_game(gate)
+    async with serve_app(app) as url, serving(url, app) as srv:
+        yield srv, gate
+    gate.release.set()
+
+
+@contextlib.asynccontextmanager
+async def pinging(client: RawClient) -> AsyncIterator[None]:
+    """Keep a client alive past the short heartbeat while the test waits on something else."""
+
+    async def ping_forever() -> None:
+        while True:
+            await client.send({"t": "ping"})
+            await asyncio.sleep(HEARTBEAT_S / 4)
+
+    task = asyncio.create_task(ping_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_join_whose_connection_the_server_closed_on_the_way_ends_in_a_disconnect(
+    game: tuple[Server, Gate],
+) -> None:
+    server, gate = game
+    seat = await server.seat("brief", create=True)
+    bob = await server.connect()
+    assert (await bob.join(seat))["t"] == "joined"
+    async with pinging(bob):
+        await bob.msg(seat.room, "hold", id=None)
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await gate.entered.wait()
+        ghost_seat = await server.seat("brief", room=seat.room)
+        ghost = await server.connect()
+        await ghost.send({"t": "join", "room": seat.room, "seat": ghost_seat.seat})
+        # Silent past two heartbeats while its join waits behind the busy room: the server
+        # closes it (4003) before the join is answered.
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await ghost.ws.wait_closed()
+        assert ghost.ws.close_code == 4003
+        gate.release.set()
+        # The join is applied after the close; the room must still learn that this player's
+        # connection is gone, so the 0.3 s grace runs out and the leave hook runs.
+        gone = await bob.recv_until("event", type="gone")
+    assert gone["data"] == {"p": ghost_seat.player, "reason": "disconnected"}
