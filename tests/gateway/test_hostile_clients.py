@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,3 +114,31 @@ async def test_a_join_whose_connection_the_server_closed_on_the_way_ends_in_a_di
         # connection is gone, so the 0.3 s grace runs out and the leave hook runs.
         gone = await bob.recv_until("event", type="gone")
     assert gone["data"] == {"p": ghost_seat.player, "reason": "disconnected"}
+
+
+async def test_the_message_rate_limit_holds_across_rejoins(game: tuple[Server, Gate]) -> None:
+    server, _ = game
+    seat = await server.seat("slow", create=True)
+    client = await server.connect()
+    joined = await client.join(seat)
+    burst, rate = 2, 1.0  # the `slow` type: 1 message/s, bursts of 2 s worth
+    started = time.monotonic()
+    applied, next_id = 0, 1
+    for _ in range(4):  # 8 messages: refused ones stay below the 4004 close (4 x burst)
+        for _ in range(2):
+            await client.msg(seat.room, "move", {"n": 1}, id=next_id)
+            next_id += 1
+        answers = []
+        while len(answers) < 2:
+            frame = await client.recv()
+            if frame["t"] in ("ack", "reject"):
+                answers.append(frame)
+        applied += sum(1 for f in answers if f["t"] == "ack")
+        # A new connection with the rejoin token: the same player in the same room.
+        again = await server.connect()
+        joined = await again.join(joined["rejoin"], room=seat.room)
+        assert joined["t"] == "joined", joined
+        await client.aclose()
+        client = again
+    elapsed = time.monotonic() - started
+    assert applied <= burst + rate * elapsed + 1, f"{applied} messages applied in {elapsed:.2f} s"

@@ -113,6 +113,7 @@ class TokenBucket(Protocol):
     rate: float
     burst: float
     strikes: int
+    stamp: float  # time.monotonic() of the last take()
 
     def take(self) -> bool:
         """True when one more action is allowed now."""
@@ -200,3 +201,32 @@ class ClientBounds:
 
 def _holds(conn: Connection, player: str) -> bool:
     return not conn.is_closed and any(member.player == player for member in conn.rooms.values())
+
+
+class MessageRates:
+    """The message rate limiter of each (room, player) on one gateway, kept across the player's
+    joins: a rejoin (a new connection, or a leave and a join) must not refill the bucket, or a
+    client that reconnects after every burst is never limited (promise 7).
+
+    Memory: one entry per player who sent to a room in about the last minute; an entry idle long
+    enough to be full again is the same as none, and is swept at most once a minute.
+    """
+
+    def __init__(self, new_limiter: Callable[[float], TokenBucket]) -> None:
+        self._new_limiter = new_limiter
+        self._limiters: dict[tuple[str, str], TokenBucket] = {}
+        self._swept = time.monotonic()
+
+    def limiter(self, room: str, player: str, rate: float) -> TokenBucket:
+        """The limiter of `player` in `room` (a new one, full, when none is kept or the rate changed)."""
+        key = (room, player)
+        limiter = self._limiters.get(key)
+        if limiter is None or limiter.rate != rate:
+            limiter = self._limiters[key] = self._new_limiter(rate)
+        now = time.monotonic()
+        if now - self._swept > WINDOW_S:
+            self._swept = now
+            self._limiters = {
+                k: b for k, b in self._limiters.items() if b is limiter or now - b.stamp < b.burst / b.rate
+            }
+        return limiter

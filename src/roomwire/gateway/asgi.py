@@ -29,7 +29,7 @@ from roomwire.errors import (
     RoomwireError,
 )
 from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
-from roomwire.gateway._limits import ClientBounds, LogBudget
+from roomwire.gateway._limits import ClientBounds, LogBudget, MessageRates
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -202,6 +202,7 @@ class Gateway:
             max_per_address=self.settings.max_connections_per_ip,
         )
         self._refusals = LogBudget(log)  # a refused client may retry as fast as it likes
+        self._message_rates = MessageRates(Limiter)  # per (room, player), across rejoins
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -556,7 +557,9 @@ class Gateway:
             joining.pop(ref, None)  # a member now: the connection's end records its disconnect
             member.max_bytes = room_type.policy.max_message_bytes
             rate = room_type.policy.rate_limit
-            member.limiter = Limiter(rate) if rate is not None else None
+            member.limiter = (
+                self._message_rates.limiter(frame.room, seat.player_id, rate) if rate is not None else None
+            )
 
     def _forget_join(self, fan: RoomFanout, ref: str) -> None:
         if fan.pending.pop(ref, None) is not None and not fan.members:
