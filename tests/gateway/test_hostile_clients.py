@@ -5,6 +5,8 @@
   for ever: the room records a disconnect for that join, so the reconnect grace runs out.
 * A player's message rate limit must hold across their rejoins: a new connection (or a leave
   and a join) must not refill the bucket.
+* So must the join and leave rate: a client that opens a new connection whenever one has used
+  its joins must not run the room's join hook (and broadcast) more often.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from gateway_harness import FRAME_TIMEOUT_S, RawClient, Server, serving
+from gateway_harness import FRAME_TIMEOUT_S, RawClient, Seat, Server, serving
 
 from roomwire import App, GatewaySettings
 from roomwire.testing import serve_app
@@ -56,6 +58,10 @@ def make_game(gate: Gate) -> App:
         def leave(room: Any, player: Any, reason: str) -> None:
             room.broadcast("gone", p=player.id, reason=reason)
 
+        def join(room: Any, player: Any) -> None:
+            room.broadcast("hi", p=player.id)
+
+        room_type.on_join(join)
         room_type.on_leave(leave)
         room_type.add_message_handler("move", move)
         room_type.add_message_handler("hold", hold)
@@ -142,3 +148,40 @@ async def test_the_message_rate_limit_holds_across_rejoins(game: tuple[Server, G
         client = again
     elapsed = time.monotonic() - started
     assert applied <= burst + rate * elapsed + 1, f"{applied} messages applied in {elapsed:.2f} s"
+
+
+async def test_joins_and_leaves_are_limited_per_player_across_connections(game: tuple[Server, Gate]) -> None:
+    server, _ = game
+    seat = await server.seat("brief", create=True)
+    watcher, _ = await server.player(await server.seat("brief", room=seat.room))
+    async with pinging(watcher):  # keeps the room alive (it ends when its last player leaves)
+        await _churn(server, seat)
+
+
+async def _churn(server: Server, seat: Seat) -> None:
+    """50 leave+join pairs of one player, on a new connection every 5 pairs."""
+    client = await server.connect()
+    joined = await client.join(seat)
+    burst, rate = 20, 10.0  # GatewaySettings.join_rate_per_s: 10/s, bursts of 20
+    started = time.monotonic()
+    applied = 0
+    for _ in range(10):  # 50 leave+join pairs, 5 per connection: under each connection's burst
+        for _ in range(5):
+            await client.send({"t": "leave", "room": seat.room})
+            answer = await client.join(joined["rejoin"], room=seat.room)
+            if answer["t"] == "joined":
+                applied += 1
+                joined = answer
+        again = await server.connect()
+        answer = await again.join(joined["rejoin"], room=seat.room)
+        await client.aclose()
+        client = again
+        if answer["t"] == "joined":
+            joined = answer
+        else:  # refused for the rate: wait for a token, so the next connection starts in the room
+            await asyncio.sleep(2 / rate)
+            joined = await client.join(joined["rejoin"], room=seat.room)
+            assert joined["t"] == "joined", joined
+    elapsed = time.monotonic() - started
+    # Each pair is a leave and a join: the joins applied are at most half of what the bucket gave.
+    assert applied <= (burst + rate * elapsed) / 2 + 2, f"{applied} rejoins applied in {elapsed:.2f} s"

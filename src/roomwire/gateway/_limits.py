@@ -135,6 +135,8 @@ class ClientBounds:
         self.max_per_player = max_per_player
         self._per_address = ConnectionCounts(max_per_address)
         self._join_limiters: dict[int, TokenBucket] = {}
+        self._player_joins: dict[str, TokenBucket] = {}  # across a player's connections
+        self._swept = time.monotonic()
         self._player_conns: dict[str, dict[int, Connection]] = {}
         self._conn_players: dict[int, set[str]] = {}
 
@@ -159,12 +161,24 @@ class ClientBounds:
         limiter = self._join_limiters.get(conn.id)
         if limiter is None:
             limiter = self._join_limiters[conn.id] = self._new_limiter()
-        if not limiter.take():
-            if limiter.strikes > 4 * limiter.burst:
-                conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
-            raise RateLimitedError(
-                f"over the limit of {limiter.rate:g} joins and leaves per second on one connection"
-            )
+        _take(conn, limiter, "on one connection")
+
+    def check_player_join_rate(self, conn: Connection, player: str) -> None:
+        """Count a join or leave of `player` at the same rate, over all their connections: a
+        client that opens a new connection whenever one runs out of joins is limited too."""
+        limiter = self._player_joins.get(player)
+        if limiter is None:
+            limiter = self._player_joins[player] = self._new_limiter()
+        now = time.monotonic()
+        if now - self._swept > WINDOW_S:
+            self._swept = now
+            # A bucket idle long enough to be full again is the same as no entry.
+            self._player_joins = {
+                p: b
+                for p, b in self._player_joins.items()
+                if b is limiter or now - b.stamp < b.burst / b.rate
+            }
+        _take(conn, limiter, "as one player")
 
     def check_player(self, conn: Connection, player: str) -> None:
         """Count `conn` for `player` (a join with their seat); raises RateLimitedError when the
@@ -197,6 +211,14 @@ class ClientBounds:
             conns.pop(conn_id, None)
             if not conns:
                 del self._player_conns[player]
+
+
+def _take(conn: Connection, limiter: TokenBucket, scope: str) -> None:
+    """Take one join or leave from `limiter`, or refuse it (and close 4004 far over the rate)."""
+    if not limiter.take():
+        if limiter.strikes > 4 * limiter.burst:
+            conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
+        raise RateLimitedError(f"over the limit of {limiter.rate:g} joins and leaves per second {scope}")
 
 
 def _holds(conn: Connection, player: str) -> bool:
