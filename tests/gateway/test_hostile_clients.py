@@ -7,6 +7,8 @@
   and a join) must not refill the bucket.
 * So must the join and leave rate: a client that opens a new connection whenever one has used
   its joins must not run the room's join hook (and broadcast) more often.
+* A join that was on its way when the room ended is answered `room_closed` (protocol section 6),
+  not `internal`, which tells a client to retry.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def make_game(gate: Gate) -> App:
         def leave(room: Any, player: Any, reason: str) -> None:
             room.broadcast("gone", p=player.id, reason=reason)
 
+        async def hold_then_end(room: Any, player: Any, msg: Any) -> None:
+            gate.entered.set()
+            await gate.release.wait()
+            room.end("game over")
+
         def join(room: Any, player: Any) -> None:
             room.broadcast("hi", p=player.id)
 
@@ -65,6 +72,7 @@ def make_game(gate: Gate) -> App:
         room_type.on_leave(leave)
         room_type.add_message_handler("move", move)
         room_type.add_message_handler("hold", hold)
+        room_type.add_message_handler("hold_then_end", hold_then_end)
     return app
 
 
@@ -185,3 +193,25 @@ async def _churn(server: Server, seat: Seat) -> None:
     elapsed = time.monotonic() - started
     # Each pair is a leave and a join: the joins applied are at most half of what the bucket gave.
     assert applied <= (burst + rate * elapsed) / 2 + 2, f"{applied} rejoins applied in {elapsed:.2f} s"
+
+
+async def test_a_join_on_its_way_when_the_room_ends_is_answered_room_closed(
+    game: tuple[Server, Gate], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, gate = game
+    seat = await server.seat("brief", create=True)
+    bob = await server.connect()
+    assert (await bob.join(seat))["t"] == "joined"
+    late_seat = await server.seat("brief", room=seat.room)
+    async with pinging(bob):
+        await bob.msg(seat.room, "hold_then_end", id=None)
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await gate.entered.wait()
+        late = await server.connect()
+        async with pinging(late):
+            await late.send({"t": "join", "room": seat.room, "seat": late_seat.seat})
+            await asyncio.sleep(0.2)  # the join is in the room's log, behind the step that ends it
+            gate.release.set()
+            answer = await late.recv_until("error", room=seat.room)
+    assert answer["code"] == "room_closed", answer
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

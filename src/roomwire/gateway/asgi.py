@@ -547,6 +547,9 @@ class Gateway:
         except RoomNotFoundError as exc:
             joining.pop(ref, None)
             raise _room_closed() from exc
+        except RoomClosedError:
+            joining.pop(ref, None)  # the room ended: nothing to disconnect from
+            raise
         finally:
             self._forget_join(fan, ref)
         if receipt.kind == "refused":
