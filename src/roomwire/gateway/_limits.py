@@ -135,7 +135,7 @@ class ClientBounds:
         self.max_per_player = max_per_player
         self._per_address = ConnectionCounts(max_per_address)
         self._join_limiters: dict[int, TokenBucket] = {}
-        self._player_joins: dict[str, TokenBucket] = {}  # across a player's connections
+        self._player_leaves: dict[str, TokenBucket] = {}  # across a player's connections
         self._swept = time.monotonic()
         self._player_conns: dict[str, dict[int, Connection]] = {}
         self._conn_players: dict[int, set[str]] = {}
@@ -161,24 +161,30 @@ class ClientBounds:
         limiter = self._join_limiters.get(conn.id)
         if limiter is None:
             limiter = self._join_limiters[conn.id] = self._new_limiter()
-        _take(conn, limiter, "on one connection")
+        _take(conn, limiter, "joins and leaves on one connection")
 
-    def check_player_join_rate(self, conn: Connection, player: str) -> None:
-        """Count a join or leave of `player` at the same rate, over all their connections: a
-        client that opens a new connection whenever one runs out of joins is limited too."""
-        limiter = self._player_joins.get(player)
+    def check_player_leave_rate(self, conn: Connection, player: str) -> None:
+        """Count a leave of `player` at the join/leave rate, over all their connections.
+
+        A client that opens a new connection whenever one has used its joins and leaves would
+        otherwise churn a room (leave hook, join hook, broadcasts) without bound; each new
+        membership of a player in a room follows a leave (or a grace or kick, which take their
+        own time), so bounding leaves per player bounds that churn. Joins are not counted per
+        player: a client that reconnects rejoins all its rooms at once on the new connection.
+        """
+        limiter = self._player_leaves.get(player)
         if limiter is None:
-            limiter = self._player_joins[player] = self._new_limiter()
+            limiter = self._player_leaves[player] = self._new_limiter()
         now = time.monotonic()
         if now - self._swept > WINDOW_S:
             self._swept = now
             # A bucket idle long enough to be full again is the same as no entry.
-            self._player_joins = {
+            self._player_leaves = {
                 p: b
-                for p, b in self._player_joins.items()
+                for p, b in self._player_leaves.items()
                 if b is limiter or now - b.stamp < b.burst / b.rate
             }
-        _take(conn, limiter, "as one player")
+        _take(conn, limiter, "leaves as one player")
 
     def check_player(self, conn: Connection, player: str) -> None:
         """Count `conn` for `player` (a join with their seat); raises RateLimitedError when the
@@ -218,7 +224,7 @@ def _take(conn: Connection, limiter: TokenBucket, scope: str) -> None:
     if not limiter.take():
         if limiter.strikes > 4 * limiter.burst:
             conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
-        raise RateLimitedError(f"over the limit of {limiter.rate:g} joins and leaves per second {scope}")
+        raise RateLimitedError(f"over the limit of {limiter.rate:g} {scope} per second")
 
 
 def _holds(conn: Connection, player: str) -> bool:

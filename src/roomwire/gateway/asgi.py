@@ -89,7 +89,7 @@ class GatewaySettings:
     head_timeout_s: float = 10.0
     max_head_bytes: int = 32 * 1024
     max_meta_bytes: int = 4 * 1024  # a room's meta, encoded as JSON (413)
-    # joins and leaves per connection, and per player, per second, bursts of 2 s worth; far over: 4004
+    # joins and leaves per connection (leaves also per player) per second, bursts of 2 s; far over: 4004
     join_rate_per_s: float = 10.0
     rooms_per_player_per_min: int | None = 30  # lobby room creations per player (429)
     max_connections_per_player: int | None = 8  # connections in rooms as one player, per gateway
@@ -498,7 +498,6 @@ class Gateway:
     async def _on_join(self, conn: Connection, frame: Join) -> None:
         self._bounds.check_join_rate(conn)
         seat = self.signer.verify_seat(frame.seat, frame.room)
-        self._bounds.check_player_join_rate(conn, seat.player_id)
         self._bounds.check_player(conn, seat.player_id)
         if frame.room in conn.rooms:
             raise ProtocolError(f"already in room {frame.room!r} on this connection")
@@ -574,7 +573,7 @@ class Gateway:
         member = conn.rooms.get(frame.room)
         if member is None:
             raise NotJoinedError(f"not in room {frame.room!r}")
-        self._bounds.check_player_join_rate(conn, member.player)
+        self._bounds.check_player_leave_rate(conn, member.player)
         del conn.rooms[frame.room]
         fan = self._fanouts.get(frame.room)
         if fan is not None:
