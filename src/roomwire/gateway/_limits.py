@@ -113,6 +113,7 @@ class TokenBucket(Protocol):
     rate: float
     burst: float
     strikes: int
+    stamp: float  # time.monotonic() of the last take()
 
     def take(self) -> bool:
         """True when one more action is allowed now."""
@@ -134,6 +135,8 @@ class ClientBounds:
         self.max_per_player = max_per_player
         self._per_address = ConnectionCounts(max_per_address)
         self._join_limiters: dict[int, TokenBucket] = {}
+        self._player_leaves: dict[str, TokenBucket] = {}  # across a player's connections
+        self._swept = time.monotonic()
         self._player_conns: dict[str, dict[int, Connection]] = {}
         self._conn_players: dict[int, set[str]] = {}
 
@@ -158,12 +161,30 @@ class ClientBounds:
         limiter = self._join_limiters.get(conn.id)
         if limiter is None:
             limiter = self._join_limiters[conn.id] = self._new_limiter()
-        if not limiter.take():
-            if limiter.strikes > 4 * limiter.burst:
-                conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
-            raise RateLimitedError(
-                f"over the limit of {limiter.rate:g} joins and leaves per second on one connection"
-            )
+        _take(conn, limiter, "joins and leaves on one connection")
+
+    def check_player_leave_rate(self, conn: Connection, player: str) -> None:
+        """Count a leave of `player` at the join/leave rate, over all their connections.
+
+        A client that opens a new connection whenever one has used its joins and leaves would
+        otherwise churn a room (leave hook, join hook, broadcasts) without bound; each new
+        membership of a player in a room follows a leave (or a grace or kick, which take their
+        own time), so bounding leaves per player bounds that churn. Joins are not counted per
+        player: a client that reconnects rejoins all its rooms at once on the new connection.
+        """
+        limiter = self._player_leaves.get(player)
+        if limiter is None:
+            limiter = self._player_leaves[player] = self._new_limiter()
+        now = time.monotonic()
+        if now - self._swept > WINDOW_S:
+            self._swept = now
+            # A bucket idle long enough to be full again is the same as no entry.
+            self._player_leaves = {
+                p: b
+                for p, b in self._player_leaves.items()
+                if b is limiter or now - b.stamp < b.burst / b.rate
+            }
+        _take(conn, limiter, "leaves as one player")
 
     def check_player(self, conn: Connection, player: str) -> None:
         """Count `conn` for `player` (a join with their seat); raises RateLimitedError when the
@@ -198,5 +219,42 @@ class ClientBounds:
                 del self._player_conns[player]
 
 
+def _take(conn: Connection, limiter: TokenBucket, scope: str) -> None:
+    """Take one join or leave from `limiter`, or refuse it (and close 4004 far over the rate)."""
+    if not limiter.take():
+        if limiter.strikes > 4 * limiter.burst:
+            conn.close(CloseCode.FLOODING, "flooding: far over the rate limit")
+        raise RateLimitedError(f"over the limit of {limiter.rate:g} {scope} per second")
+
+
 def _holds(conn: Connection, player: str) -> bool:
     return not conn.is_closed and any(member.player == player for member in conn.rooms.values())
+
+
+class MessageRates:
+    """The message rate limiter of each (room, player) on one gateway, kept across the player's
+    joins: a rejoin (a new connection, or a leave and a join) must not refill the bucket, or a
+    client that reconnects after every burst is never limited (promise 7).
+
+    Memory: one entry per player who sent to a room in about the last minute; an entry idle long
+    enough to be full again is the same as none, and is swept at most once a minute.
+    """
+
+    def __init__(self, new_limiter: Callable[[float], TokenBucket]) -> None:
+        self._new_limiter = new_limiter
+        self._limiters: dict[tuple[str, str], TokenBucket] = {}
+        self._swept = time.monotonic()
+
+    def limiter(self, room: str, player: str, rate: float) -> TokenBucket:
+        """The limiter of `player` in `room` (a new one, full, when none is kept or the rate changed)."""
+        key = (room, player)
+        limiter = self._limiters.get(key)
+        if limiter is None or limiter.rate != rate:
+            limiter = self._limiters[key] = self._new_limiter(rate)
+        now = time.monotonic()
+        if now - self._swept > WINDOW_S:
+            self._swept = now
+            self._limiters = {
+                k: b for k, b in self._limiters.items() if b is limiter or now - b.stamp < b.burst / b.rate
+            }
+        return limiter

@@ -29,7 +29,7 @@ from roomwire.errors import (
     RoomwireError,
 )
 from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
-from roomwire.gateway._limits import ClientBounds, LogBudget
+from roomwire.gateway._limits import ClientBounds, LogBudget, MessageRates
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -89,7 +89,7 @@ class GatewaySettings:
     head_timeout_s: float = 10.0
     max_head_bytes: int = 32 * 1024
     max_meta_bytes: int = 4 * 1024  # a room's meta, encoded as JSON (413)
-    # joins and leaves per connection per second, bursts of two seconds' worth; far over: 4004
+    # joins and leaves per connection (leaves also per player) per second, bursts of 2 s; far over: 4004
     join_rate_per_s: float = 10.0
     rooms_per_player_per_min: int | None = 30  # lobby room creations per player (429)
     max_connections_per_player: int | None = 8  # connections in rooms as one player, per gateway
@@ -202,6 +202,7 @@ class Gateway:
             max_per_address=self.settings.max_connections_per_ip,
         )
         self._refusals = LogBudget(log)  # a refused client may retry as fast as it likes
+        self._message_rates = MessageRates(Limiter)  # per (room, player), across rejoins
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -517,6 +518,14 @@ class Gateway:
         rejoin = self.signer.issue_seat(frame.room, seat.player_id, seat.claims, rejoin_ttl_s, rejoin=True)
         pending = PendingJoin(conn, seat.player_id, frame.since, rejoin)
         fan.pending[ref] = pending
+        # Until this join is a member of this connection, the connection's end must still
+        # record its disconnect: the room may apply the join after the server closed the
+        # connection or cancelled this task (slow consumer, heartbeat, shutdown), and would
+        # otherwise count the player as connected for ever (no grace, no leave; promise 3).
+        joining = conn.joining
+        if joining is None:
+            joining = conn.joining = {}
+        joining[ref] = (frame.room, seat.player_id)
         try:
             await self.backend.append_input(
                 frame.room, JoinInput(seat.player_id, seat.claims, ref, time.time(), seat.rejoin)
@@ -525,6 +534,7 @@ class Gateway:
         except TimeoutError as exc:
             self._forget_join(fan, ref)  # from now on its receipt finds nobody waiting: no member
             if not pending.outcome.done():
+                joining.pop(ref, None)  # its disconnect is recorded here
                 # The room may still apply the join, and no connection here would hold it: the
                 # disconnect of that join (ignored if it never applies or is replaced) keeps the
                 # room from counting the player as connected for ever.
@@ -535,17 +545,25 @@ class Gateway:
                 raise RoomwireError("the room did not answer the join in time") from exc
             receipt = pending.outcome.result()  # answered just as the wait ran out
         except RoomNotFoundError as exc:
+            joining.pop(ref, None)
             raise _room_closed() from exc
+        except RoomClosedError:
+            joining.pop(ref, None)  # the room ended: nothing to disconnect from
+            raise
         finally:
             self._forget_join(fan, ref)
         if receipt.kind == "refused":
+            joining.pop(ref, None)
             conn.send_frame(Error(receipt.code, receipt.message, frame.room))
             return
         member = conn.rooms.get(frame.room)
-        if member is not None:
+        if member is not None and member.session == ref:
+            joining.pop(ref, None)  # a member now: the connection's end records its disconnect
             member.max_bytes = room_type.policy.max_message_bytes
             rate = room_type.policy.rate_limit
-            member.limiter = Limiter(rate) if rate is not None else None
+            member.limiter = (
+                self._message_rates.limiter(frame.room, seat.player_id, rate) if rate is not None else None
+            )
 
     def _forget_join(self, fan: RoomFanout, ref: str) -> None:
         if fan.pending.pop(ref, None) is not None and not fan.members:
@@ -553,9 +571,11 @@ class Gateway:
 
     async def _on_leave(self, conn: Connection, frame: Leave) -> None:
         self._bounds.check_join_rate(conn)
-        member = conn.rooms.pop(frame.room, None)
+        member = conn.rooms.get(frame.room)
         if member is None:
             raise NotJoinedError(f"not in room {frame.room!r}")
+        self._bounds.check_player_leave_rate(conn, member.player)
+        del conn.rooms[frame.room]
         fan = self._fanouts.get(frame.room)
         if fan is not None:
             fan.remove(member)
@@ -577,6 +597,14 @@ class Gateway:
                 except RoomwireError as exc:
                     log.debug("room %s: disconnect of %s not recorded: %s", room_id, member.player, exc)
         conn.rooms.clear()
+        # Joins that never became a member here (the connection closed on their way): the room
+        # ignores the disconnect of a join it refused or that a newer join replaced.
+        joining, conn.joining = conn.joining, None
+        for ref, (room_id, player) in (joining or {}).items():
+            try:
+                await self.backend.append_input(room_id, DisconnectInput(player, time.time(), ref))
+            except RoomwireError as exc:
+                log.debug("room %s: disconnect of join %s not recorded: %s", room_id, ref, exc)
 
     # --- fan-out registry -----------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ class Connection:
         "handler",
         "id",
         "is_ready",
+        "joining",
         "last_seen",
         "max_queue_bytes",
         "max_queue_frames",
@@ -115,6 +116,9 @@ class Connection:
         self.opened_at = self.last_seen = time.monotonic()
         self.errors_in_row = 0
         self.rooms: dict[str, Member] = {}
+        # Joins this connection sent that have not become a member here (ref -> (room, player)):
+        # the gateway records their disconnect when the connection ends (promise 3).
+        self.joining: dict[str, tuple[str, str]] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self.writer: asyncio.Task[None] | None = None

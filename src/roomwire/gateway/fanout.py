@@ -12,7 +12,7 @@ import msgspec
 
 from roomwire.backends.base import Backend, Unsubscribe
 from roomwire.backends.records import OutEvent, Published, Receipt
-from roomwire.errors import BackendError, HistoryGoneError
+from roomwire.errors import BackendError, HistoryGoneError, RoomClosedError
 from roomwire.gateway.connection import Connection, WriteBatch
 from roomwire.protocol.codes import CloseCode, ErrorCode
 from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
@@ -126,7 +126,8 @@ class RoomFanout:
             self.members.clear()
             for pending in self.pending.values():
                 if not pending.outcome.done():
-                    pending.outcome.set_exception(BackendError("the room ended"))
+                    # Protocol section 6: `room_closed`, not `internal` (which means "retry").
+                    pending.outcome.set_exception(RoomClosedError("the room ended while joining it"))
             self.pending.clear()
             self._on_empty(self)
 
