@@ -1,4 +1,5 @@
-"""The `roomwire` command: run (development, embedded), serve (production processes), status (operators)."""
+"""The `roomwire` command: run (development, embedded), serve (production processes), status,
+deploy, versions and rollback (operators)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import click
 import uvicorn
 import watchfiles
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 import roomwire
 from roomwire.app import App
@@ -29,9 +32,10 @@ from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
-from roomwire.errors import RoomwireError
+from roomwire.errors import DeployError, RoomwireError
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
 from roomwire.protocol.codec import CodecName
+from roomwire.runtime.bundle import pack
 from roomwire.runtime.worker import Worker
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -161,6 +165,7 @@ def serve(
     if backend.name in EMBEDDED and role != "all":
         _fail(f"the {backend.name} backend lives in one process; use --role all, or an engine like redis://")
     spread_s = 0.0 if backend.name in EMBEDDED else SPREAD_S
+    app.version = _served_version(app_path, app_name, app.version)
     if role == "worker":
         _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s))
         return
@@ -210,6 +215,176 @@ def status(backend_url: str, room_type: str | None, as_json: bool) -> None:
         asyncio.run(read())
     except RoomwireError as exc:
         _fail(str(exc))
+
+
+def _served_version(app_path: str, app_name: str | None, declared: str) -> str:
+    # Promise 5: a served process's code version is the content hash of its bundle, the same id
+    # `roomwire deploy` gives these files, so its worker claims exactly the rooms pinned to them.
+    try:
+        return pack(app_path, app_name).version
+    except (DeployError, OSError) as exc:
+        console.print(
+            f"[yellow]warning:[/] cannot bundle {escape(app_path)} ({escape(str(exc))}); "
+            f"using the App's declared version {escape(repr(declared))}"
+        )
+        return declared
+
+
+def _engine(backend_url: str, command: str) -> Backend:
+    try:
+        backend = backend_from_url(backend_url)
+    except RoomwireError as exc:
+        _fail(escape(str(exc)))
+        raise AssertionError("unreachable") from exc
+    if backend.name in EMBEDDED:
+        _fail(f"the {backend.name} backend lives inside the serving process; {command} needs a shared engine")
+    return backend
+
+
+def _run_operator(backend: Backend, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def run() -> None:
+        await backend.open()
+        try:
+            await action()
+        finally:
+            await backend.aclose()
+
+    try:
+        asyncio.run(run())
+    except RoomwireError as exc:  # DeployError included: nothing was changed
+        _fail(escape(str(exc)))
+
+
+_BACKEND_OPTION = click.option(
+    "--backend",
+    "backend_url",
+    envvar="ROOMWIRE_BACKEND",
+    required=True,
+    help="Engine URL: redis://HOST:PORT/DB.",
+)
+_KEY_OPTION = click.option(
+    "--key",
+    envvar="ROOMWIRE_DEPLOY_KEY",
+    default=None,
+    help="Deploy key: bundles are signed with it, and unsigned or tampered ones refused.",
+)
+
+
+@main.command()
+@click.argument("app_dir", metavar="APP_DIR")
+@_BACKEND_OPTION
+@click.option("--app", "app_name", default=None, help="Name of the App object when the file has several.")
+@_KEY_OPTION
+def deploy(app_dir: str, backend_url: str, app_name: str | None, key: str | None) -> None:
+    """Bundle APP_DIR (or APP.py), validate it, store it and make it the version new rooms get."""
+    from roomwire.cli.deploy import check_key, publish, validate
+
+    try:
+        key = check_key(key)
+        bundle = pack(app_dir, app_name)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+    backend = _engine(backend_url, "deploy")
+    size = f"{len(bundle.files)} files, {bundle.size_bytes} bytes"
+    console.print(f"validating version {bundle.version} ({size})")
+    try:
+        validated = validate(bundle)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+
+    async def act() -> None:
+        switched = await publish(backend, bundle, validated, key)
+        click.echo(f"version {switched.version} (current), {_replaced(switched.version, switched.replaced)}")
+
+    _run_operator(backend, act)
+
+
+def _replaced(version: str, old: str | None) -> str:
+    if old is None:
+        return "first deploy"
+    return "already current" if old == version else f"replaced {old}"
+
+
+@main.command()
+@click.argument("version")
+@_BACKEND_OPTION
+@_KEY_OPTION
+def rollback(version: str, backend_url: str, key: str | None) -> None:
+    """Make a stored VERSION current again: new rooms get it; running rooms keep theirs."""
+    from roomwire.cli.deploy import check_key
+    from roomwire.cli.deploy import rollback as roll_back
+
+    try:
+        key = check_key(key)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+    backend = _engine(backend_url, "rollback")
+
+    async def act() -> None:
+        switched = await roll_back(backend, version, key)
+        click.echo(f"version {switched.version} (current), {_replaced(switched.version, switched.replaced)}")
+
+    _run_operator(backend, act)
+
+
+@main.command()
+@_BACKEND_OPTION
+@click.option("--prune", is_flag=True, help="Remove the versions no room uses and that are not current.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
+def versions(backend_url: str, prune: bool, as_json: bool) -> None:
+    """List deployed versions: which is current, and how many live rooms each one runs."""
+    from roomwire.cli.deploy import age, version_rows
+    from roomwire.cli.deploy import prune as prune_versions
+
+    backend = _engine(backend_url, "versions")
+
+    async def act() -> None:
+        removed = await prune_versions(backend) if prune else []
+        rows = await version_rows(backend)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "versions": [
+                            {
+                                "version": r.info.version,
+                                "current": r.is_current,
+                                "rooms": r.rooms,
+                                "app": r.info.app,
+                                "room_types": r.info.room_types,
+                                "files": len(r.info.files),
+                                "size_bytes": r.info.size_bytes,
+                                "signed": r.info.signed,
+                                "deployed_at": r.info.deployed_at,
+                            }
+                            for r in rows
+                        ],
+                        "pruned": removed,
+                    }
+                )
+            )
+            return
+        table = Table("version", "", "rooms", "app", "room types", "files", "signed", "deployed")
+        for r in rows:
+            table.add_row(
+                r.info.version,
+                "current" if r.is_current else "",
+                str(r.rooms),
+                escape(r.info.app),
+                escape(", ".join(r.info.room_types)),
+                str(len(r.info.files)),
+                "yes" if r.info.signed else "no",
+                f"{age(r.info.deployed_at)} ago",
+            )
+        out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        out.print(table if rows else "no deployed versions; `roomwire deploy APP_DIR` stores one")
+        if prune:
+            out.print(f"pruned {len(removed)} version(s): {', '.join(removed) or 'none'}")
+
+    _run_operator(backend, act)
 
 
 @main.command()
@@ -370,7 +545,10 @@ async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: fl
     )
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
-    console.print(f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r}")
+    console.print(
+        f"roomwire {roomwire.__version__}: worker {worker.id} running app {escape(repr(app.name))} "
+        f"version {app.version}"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

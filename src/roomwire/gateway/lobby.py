@@ -26,6 +26,7 @@ from roomwire.gateway.auth import Identity, TokenSigner
 from roomwire.gateway.errors import error_response
 from roomwire.runtime.bans import ban_key
 from roomwire.runtime.roomtype import RoomType
+from roomwire.runtime.versions import CurrentVersion
 
 Authenticator = Callable[[Request], Awaitable[Identity | None]]
 WS_PATH = "/ws"
@@ -69,6 +70,7 @@ class Lobby:
         self.authenticate = authenticate
         self.guests = guests
         self.code_version = code_version
+        self.current = CurrentVersion(backend)
 
     def routes(self) -> list[Route]:
         """Starlette routes of the lobby."""
@@ -166,6 +168,9 @@ class Lobby:
         self, type_name: str, options: dict[str, Any], meta: dict[str, Any], private: bool
     ) -> RoomRecord:
         room_type = self._room_type(type_name)
+        # Promise 5: a new room is pinned to the deployed current version (`roomwire deploy`),
+        # else to the code serving this lobby; workers run only rooms of their own version.
+        version = await self.current.get() or self.code_version
         now = time.time()
         record = RoomRecord(
             id=secrets.token_urlsafe(9),
@@ -174,7 +179,7 @@ class Lobby:
             meta=meta,
             private=private,
             created_at=now,
-            code_version=self.code_version,
+            code_version=version,
         )
         await self.backend.create_room(record, CreateInput(options, now))
         return record
