@@ -165,15 +165,16 @@ def serve(
     if backend.name in EMBEDDED and role != "all":
         _fail(f"the {backend.name} backend lives in one process; use --role all, or an engine like redis://")
     spread_s = 0.0 if backend.name in EMBEDDED else SPREAD_S
-    app.version = _served_version(app_path, app_name, app.version)
+    declared, app.version = app.version, _served_version(app_path, app_name, app.version)
     if role == "worker":
-        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s))
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared))
         return
     gateway = app.build_gateway(backend, run_worker=role == "all", worker_id=worker_id, lease_ttl_s=lease_ttl)
     worker = gateway.worker
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     if worker is not None:
         worker.spread_s = spread_s
+        worker.also_runs = frozenset({declared})
         background.append(lambda: publish_worker_stats(worker, backend))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
@@ -530,7 +531,9 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
         console.print(f"reloaded after a change in {names}; rooms kept their state")
 
 
-async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: float, spread_s: float) -> None:
+async def _work(
+    app: App, backend: Backend, worker_id: str | None, lease_ttl: float, spread_s: float, declared: str
+) -> None:
     for room_type in app.room_types.values():
         room_type.freeze()
     await backend.open()
@@ -543,6 +546,7 @@ async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: fl
         spread_s=spread_s,
         presence_ttl_s=app.settings.presence_ttl_s,
     )
+    worker.also_runs = frozenset({declared})  # rooms from before content-hash versions
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
     console.print(

@@ -54,6 +54,9 @@ class Worker:
         # Promise 5: a pinned worker runs only rooms created for its code_version (or with no
         # version recorded); dev reload (cli/hotswap.py) unpins, to run every room on new code.
         self.pinned = pinned
+        # Versions besides its own this worker also runs: `roomwire serve` adds the App's
+        # declared `version=`, which rooms created before content-hash versions recorded.
+        self.also_runs: frozenset[str] = frozenset()
         # Gateways renew their presence every ttl/3; checking every ttl/2 and acting on the
         # second miss in a row leaves a gateway back from an engine outage time to renew.
         self.presence_check_s = presence_ttl_s / 2
@@ -217,7 +220,10 @@ class Worker:
         # (a lease taken and given back would delay the worker that can run it).
         # TODO(#11): generic workers pick a child process per version instead of skipping.
         record = await self.backend.get_room(room_id)
-        return record is None or record.code_version in ("", self.code_version)
+        if record is None:
+            return True  # gone: the claim finds out and gives up
+        version = record.code_version
+        return version in ("", self.code_version) or version in self.also_runs
 
     async def _drive(self, executor: RoomExecutor) -> None:
         room_id = executor.room_id
