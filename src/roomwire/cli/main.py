@@ -117,7 +117,7 @@ def run(
 
 
 @main.command()
-@click.argument("app_path", metavar="APP.py")
+@click.argument("app_path", metavar="[APP.py]", required=False)
 @click.option(
     "--backend",
     "backend_url",
@@ -135,8 +135,14 @@ def run(
     "--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret shared by every process."
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--deploy-key",
+    envvar="ROOMWIRE_DEPLOY_KEY",
+    default=None,
+    help="Without APP.py: run only bundles signed with this key.",
+)
 def serve(
-    app_path: str,
+    app_path: str | None,
     backend_url: str,
     role: str,
     host: str,
@@ -146,9 +152,17 @@ def serve(
     lease_ttl: float,
     secret: str | None,
     log_level: str,
+    deploy_key: str | None,
 ) -> None:
-    """Run APP.py as a production process: gateway, worker, or both, on a shared engine."""
+    """Run APP.py as a production process: gateway, worker, or both, on a shared engine.
+
+    Without APP.py, `--role worker` runs the deployed versions that rooms need, each in a child
+    process of its own (`roomwire deploy` stores them).
+    """
     _setup_logging(log_level)
+    if app_path is None:
+        _serve_generic(backend_url, role, worker_id, lease_ttl, secret, log_level, deploy_key)
+        return
     try:
         app = load_app(app_path, app_name)
         backend = backend_from_url(backend_url)
@@ -216,6 +230,50 @@ def status(backend_url: str, room_type: str | None, as_json: bool) -> None:
         asyncio.run(read())
     except RoomwireError as exc:
         _fail(str(exc))
+
+
+def _serve_generic(
+    backend_url: str,
+    role: str,
+    worker_id: str | None,
+    lease_ttl: float,
+    secret: str | None,
+    log_level: str,
+    deploy_key: str | None,
+) -> None:
+    from roomwire.cli.deploy import check_key
+    from roomwire.cli.generic import GenericWorker
+
+    if role != "worker":
+        _fail("serve needs APP.py, except with --role worker (which runs the deployed versions)")
+    if not secret:
+        _fail("workers sign seats with the gateways' secret: pass --secret or set ROOMWIRE_SECRET")
+        return
+    try:
+        key = check_key(deploy_key)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+    backend = _engine(backend_url, "a generic worker")
+    ident = worker_id or f"g-{os.urandom(4).hex()}"
+
+    async def run() -> None:
+        await backend.open()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        generic = GenericWorker(backend, backend_url, ident, secret, lease_ttl, key, log_level)
+        console.print(
+            f"roomwire {roomwire.__version__}: generic worker {ident} running deployed versions "
+            f"on {escape(backend_url)}"
+        )
+        try:
+            await generic.run(stop)
+        finally:
+            await backend.aclose()
+
+    _run_loop(run())
 
 
 def _served_version(app_path: str, app_name: str | None, declared: str) -> str:

@@ -1,0 +1,91 @@
+"""A generic worker (`roomwire serve --role worker` without an app) on Redis, with real processes.
+
+It loads each version that rooms need from the engine into a child process of its own, so a v1
+room and a v2 room are answered by their own version's code from one worker, and it stops a
+version's child once no room of that version is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+from distributed_kit import WAIT_S, free_port, opened_backend, wait_listening
+from versions_kit import Processes, deploy_cli, pong, room_version, write_version
+
+from roomwire.runtime.versions import CURRENT_CACHE_S
+from roomwire_client import Client
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited; its new parent reaps it
+
+
+async def test_a_generic_worker_runs_each_version_in_a_child_of_its_own(
+    tmp_path: Path, processes: Processes
+) -> None:
+    v1 = write_version(tmp_path / "v1", "one")
+    v2 = write_version(tmp_path / "v2", "two")
+    url = processes.url
+    await asyncio.to_thread(deploy_cli, tmp_path / "v1", url)
+    port = free_port()
+    gateway = processes.serve("g1", tmp_path / "v1", "gateway", "--port", str(port))
+    generic = processes.generic_worker("gw")
+    await wait_listening(gateway, port)
+    await asyncio.to_thread(generic.wait_for_line, "generic worker gw running deployed versions")
+    assert generic.count("started in child") == 0  # no room yet: no child
+
+    server = f"http://127.0.0.1:{port}"
+    async with (
+        opened_backend(url) as backend,
+        Client(server, join_timeout_s=WAIT_S) as alice,
+        Client(server, join_timeout_s=WAIT_S) as bob,
+    ):
+        await alice.login_guest()
+        await bob.login_guest()
+        asked_at = time.monotonic()
+        old = await alice.create("duel")  # joined once the v1 child runs it: a cold start
+        cold_s = time.monotonic() - asked_at
+        assert await room_version(backend, old) == v1
+        assert await pong(old, 1) == "one"
+
+        await asyncio.to_thread(deploy_cli, tmp_path / "v2", url)
+        deadline = time.monotonic() + CURRENT_CACHE_S + WAIT_S
+        while True:
+            new = await bob.create("duel")
+            if await room_version(backend, new) == v2:
+                break
+            await new.leave()
+            assert time.monotonic() < deadline, "new rooms never got the deployed version"
+        for n in range(2, 5):
+            assert await pong(old, n) == "one"
+            assert await pong(new, n) == "two"
+
+        started = {
+            m.group(1): int(m.group(2))
+            for line in generic.lines
+            if (m := re.search(r"version (\w+) started in child (\d+)", line))
+        }
+        assert set(started) == {v1, v2} and started[v1] != started[v2]
+
+        await old.leave()  # the last v1 room ends: v1's child is no longer needed
+        await asyncio.to_thread(generic.wait_for_line, f"version {v1} stopped", WAIT_S)
+        assert await pong(new, 5) == "two"
+        assert generic.count(f"version {v2} stopped") == 0
+
+    # A generic worker killed outright takes its children with it (no orphan keeps running).
+    generic.kill()
+    deadline = time.monotonic() + WAIT_S
+    while _alive(started[v2]):
+        assert time.monotonic() < deadline, f"child {started[v2]} outlived its killed parent"
+        await asyncio.sleep(0.05)  # nothing to wait on but the process table
+    print(
+        f"\ngeneric worker: v1 {v1} in child {started[v1]}, v2 {v2} in child {started[v2]}; "
+        f"first room joined {cold_s:.2f} s after create (child cold start included)"
+    )
