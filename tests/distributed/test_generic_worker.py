@@ -12,10 +12,13 @@ import re
 import time
 from pathlib import Path
 
+import msgspec
 from distributed_kit import WAIT_S, free_port, opened_backend, wait_listening
 from versions_kit import Processes, deploy_cli, pong, room_version, write_version
 
-from roomwire.runtime.versions import CURRENT_CACHE_S
+from roomwire.backends.records import CreateInput, RoomRecord
+from roomwire.runtime.bundle import Bundle, SealedBundle
+from roomwire.runtime.versions import BUNDLE_PREFIX, CURRENT_CACHE_S
 from roomwire_client import Client
 
 
@@ -89,3 +92,70 @@ async def test_a_generic_worker_runs_each_version_in_a_child_of_its_own(
         f"\ngeneric worker: v1 {v1} in child {started[v1]}, v2 {v2} in child {started[v2]}; "
         f"first room joined {cold_s:.2f} s after create (child cold start included)"
     )
+
+
+async def test_a_version_scales_to_zero_and_back_on_the_next_join(
+    tmp_path: Path, processes: Processes
+) -> None:
+    # No grace, not disposed when empty, idle after 1 s: a room nobody is in hibernates.
+    policy = "idle_timeout_s=1, reconnect_grace_s=0, auto_dispose=False"
+    v1 = write_version(tmp_path / "v1", "one", policy)
+    url = processes.url
+    await asyncio.to_thread(deploy_cli, tmp_path / "v1", url)
+    port = free_port()
+    gateway = processes.serve("g1", tmp_path / "v1", "gateway", "--port", str(port))
+    generic = processes.generic_worker("gw")
+    await wait_listening(gateway, port)
+    await asyncio.to_thread(generic.wait_for_line, "generic worker gw running deployed versions")
+    server = f"http://127.0.0.1:{port}"
+    async with Client(server, join_timeout_s=WAIT_S) as alice:
+        await alice.login_guest()
+        room = await alice.create("duel")
+        assert await pong(room, 1) == "one"
+        room_id = room.id
+    # Alice is gone: the room hibernates, and with no live room left v1's child stops.
+    await asyncio.to_thread(generic.wait_for_line, f"version {v1} stopped", WAIT_S)
+    async with Client(server, join_timeout_s=WAIT_S) as bob:
+        await bob.login_guest()
+        asked_at = time.monotonic()
+        again = await bob.join(room_id)  # input for a hibernating room of a version with no child
+        cold_s = time.monotonic() - asked_at
+        assert await pong(again, 2) == "one"
+    assert generic.count(f"version {v1} started in child") == 2
+    print(f"\nscale to zero and back: a join to a hibernated v1 room answered {cold_s:.2f} s later")
+
+
+async def test_with_a_deploy_key_a_generic_worker_runs_no_unsigned_or_tampered_bundle(
+    tmp_path: Path, processes: Processes
+) -> None:
+    key = "deploy-key-0123456789abcdef"
+    unsigned = write_version(tmp_path / "unsigned", "one")
+    signed = write_version(tmp_path / "signed", "two")
+    url = processes.url
+    await asyncio.to_thread(deploy_cli, tmp_path / "unsigned", url)
+    await asyncio.to_thread(deploy_cli, tmp_path / "signed", url, "--key", key)
+    generic = processes.generic_worker("gw", "--deploy-key", key)
+    await asyncio.to_thread(generic.wait_for_line, "generic worker gw running deployed versions")
+    async with opened_backend(url) as backend:
+        # Someone with write access to the engine swaps the signed version's code.
+        raw = await backend.kv_get(BUNDLE_PREFIX + signed)
+        assert raw is not None
+        sealed = msgspec.msgpack.decode(raw, type=SealedBundle)
+        original = Bundle.from_archive(sealed.archive)
+        forged = Bundle.from_files(original.entry, "", {**original.files, "flavour.py": b"NAME = 'evil'\n"})
+        await backend.kv_set(BUNDLE_PREFIX + signed, _resealed(sealed, forged))
+        now = time.time()
+        for room_id, version in (("r-unsigned", unsigned), ("r-tampered", signed)):
+            record = RoomRecord(id=room_id, type="duel", max_players=2, created_at=now, code_version=version)
+            await backend.create_room(record, CreateInput({}, now))
+        await asyncio.to_thread(generic.wait_for_line, f"version {unsigned} is unsigned", WAIT_S)
+        changed = f"version {signed}: the stored bundle was changed"
+        await asyncio.to_thread(generic.wait_for_line, changed, WAIT_S)
+        assert generic.count("started in child") == 0
+        for room_id in ("r-unsigned", "r-tampered"):
+            assert await backend.load(room_id) is None  # never run: no commit
+
+
+def _resealed(sealed: SealedBundle, forged: Bundle) -> bytes:
+    # The forger keeps the old signature (without the key they cannot make a new one).
+    return msgspec.msgpack.encode(SealedBundle(forged.archive, sealed.signature))

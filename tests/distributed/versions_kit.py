@@ -22,7 +22,7 @@ from roomwire import App
 import flavour
 
 app = App("pinned")
-duel = app.room("duel", idle_timeout_s=60)
+duel = app.room("duel", {policy})
 
 
 @duel.message("ping")
@@ -31,10 +31,10 @@ def ping(room, player, msg):
 """
 
 
-def write_version(folder: Path, name: str) -> str:
-    """Write the app with this flavour into folder; its version id."""
+def write_version(folder: Path, name: str, policy: str = "idle_timeout_s=60") -> str:
+    """Write the app with this flavour (and room policy) into folder; its version id."""
     folder.mkdir()
-    (folder / "app.py").write_text(APP)
+    (folder / "app.py").write_text(APP.replace("{policy}", policy))
     (folder / "flavour.py").write_text(f"NAME = {name!r}\n")
     return pack(folder).version
 
@@ -58,10 +58,10 @@ class Processes:
         """A worker running the files of folder."""
         return self.serve(name, folder, "worker", "--worker-id", name)
 
-    def generic_worker(self, name: str) -> Process:
+    def generic_worker(self, name: str, *extra: str) -> Process:
         """A worker without an app: it runs deployed versions in child processes."""
         args = [ROOMWIRE, "serve", "--backend", self.url, "--role", "worker", "--worker-id", name]
-        args += ["--secret", SECRET, "--lease-ttl", str(LEASE_TTL_S)]
+        args += ["--secret", SECRET, "--lease-ttl", str(LEASE_TTL_S), *extra]
         proc = Process(name, args, self.logs / f"{name}.log")
         self.started.append(proc)
         return proc
@@ -72,10 +72,10 @@ class Processes:
             proc.stop()
 
 
-def deploy_cli(folder: Path, url: str) -> str:
+def deploy_cli(folder: Path, url: str, *extra: str) -> str:
     """`roomwire deploy folder`; its one line of output."""
     done = subprocess.run(
-        [ROOMWIRE, "deploy", str(folder), "--backend", url],
+        [ROOMWIRE, "deploy", str(folder), "--backend", url, *extra],
         capture_output=True,
         text=True,
         timeout=START_S * 2,
