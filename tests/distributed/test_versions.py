@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from distributed_kit import WAIT_S, free_port, opened_backend, wait_listening
-from versions_kit import LEASE_TTL_S, Processes, deploy_cli, pong, room_version, write_version
+from versions_kit import LEASE_TTL_S, Processes, deploy_cli, pong, room_version, versions_json, write_version
 
 from roomwire.runtime.versions import CURRENT_CACHE_S
 from roomwire_client import Client
@@ -61,6 +61,16 @@ async def test_rooms_keep_the_version_they_were_created_with_across_a_deploy(
             assert await pong(old, n) == "one"
             assert await pong(new, n) == "two"
         assert await room_version(backend, old) == v1
+        # What an operator sees: rooms and the workers running them, per version (reports come
+        # once a second, so poll).
+        while True:
+            listed = {v["version"]: v for v in await asyncio.to_thread(versions_json, url)}
+            if listed[v1]["workers"] == ["w1"] and listed[v2]["workers"] == ["w2"]:
+                break
+            assert time.monotonic() < deadline + WAIT_S, f"versions never showed the workers: {listed}"
+            await asyncio.sleep(0.2)
+        assert listed[v2]["current"] and not listed[v1]["current"]
+        assert listed[v1]["rooms"] >= 1 and listed[v2]["rooms"] == 1
 
         # The v1 worker dies: its room is not taken by the v2 worker (wrong code) but waits for a
         # v1 worker, and continues there with its state and v1's handlers.

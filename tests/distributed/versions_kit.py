@@ -7,8 +7,10 @@ namespace and stops them all at the end.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from distributed_kit import ROOMWIRE, SECRET, START_S, WAIT_S, Process
 
@@ -83,6 +85,20 @@ def deploy_cli(folder: Path, url: str, *extra: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+def versions_json(url: str) -> list[dict[str, Any]]:
+    """`roomwire versions --json`: one dict per stored version."""
+    done = subprocess.run(
+        [ROOMWIRE, "versions", "--backend", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=START_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found: list[dict[str, Any]] = json.loads(done.stdout)["versions"]
+    return found
 
 
 async def pong(room: Room, n: int) -> str:

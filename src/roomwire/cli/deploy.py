@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roomwire.backends.base import Backend
+from roomwire.cli.status import read_status
 from roomwire.errors import DeployError
 from roomwire.runtime.bundle import Bundle, check_requirements
 from roomwire.runtime.versions import (
@@ -63,6 +64,7 @@ class VersionRow:
     info: VersionInfo
     is_current: bool
     rooms: int
+    workers: list[str]  # workers whose latest report shows a room of this version
 
 
 def validate(bundle: Bundle, timeout_s: float = VALIDATE_TIMEOUT_S) -> Validated:
@@ -145,15 +147,22 @@ async def _switch(backend: Backend, version: str) -> Switched:
 
 
 async def version_rows(backend: Backend) -> list[VersionRow]:
-    """Every stored version with whether it is current and how many live rooms use it."""
+    """Every stored version: whether it is current, how many live rooms use it, which workers run them."""
     current = await current_version(backend)
     rooms: dict[str, int] = {}
+    versions: dict[str, str] = {}  # room id -> version
     for record in await backend.list_rooms():
         rooms[record.code_version] = rooms.get(record.code_version, 0) + 1
-    return [
-        VersionRow(info, info.version == current, rooms.get(info.version, 0))
-        for info in await list_versions(backend)
-    ]
+        versions[record.id] = record.code_version
+    workers: dict[str, set[str]] = {}
+    for room in (await read_status(backend)).rooms:
+        if room.worker is not None and room.id in versions:
+            workers.setdefault(versions[room.id], set()).add(room.worker)
+    rows = []
+    for info in await list_versions(backend):
+        running = sorted(workers.get(info.version, ()))
+        rows.append(VersionRow(info, info.version == current, rooms.get(info.version, 0), running))
+    return rows
 
 
 async def prune(backend: Backend) -> list[str]:

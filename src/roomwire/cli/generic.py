@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roomwire.backends.base import Backend
+from roomwire.cli.deploy import write_files
 from roomwire.errors import BackendError, DeployError
-from roomwire.runtime.bundle import check_requirements, pack
+from roomwire.runtime.bundle import Bundle, check_requirements, pack
 from roomwire.runtime.versions import load_bundle
 from roomwire.runtime.worker import hibernation_key
 
@@ -178,13 +179,9 @@ class GenericWorker:
                 f"version {version}: requirements.txt is not satisfied here: {'; '.join(problems)}"
             )
         folder = Path(tempfile.mkdtemp(prefix=f"roomwire-{version}-"))
-        for name, data in bundle.files.items():
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
         # The child computes its version from these files: it must be this one, or it would
         # (safely, but uselessly) wait for rooms of another version.
-        if pack(folder / bundle.entry, bundle.attribute or None).version != version:
+        if await asyncio.to_thread(_write_and_hash, bundle, folder) != version:
             shutil.rmtree(folder, ignore_errors=True)
             raise DeployError(f"version {version}: unpacked files hash to another version")
         self._entry[version] = (bundle.entry, bundle.attribute)
@@ -216,6 +213,11 @@ class GenericWorker:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _write_and_hash(bundle: Bundle, folder: Path) -> str:
+    write_files(bundle, folder)
+    return pack(folder / bundle.entry, bundle.attribute or None).version
 
 
 def _die_with_parent() -> None:

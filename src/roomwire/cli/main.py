@@ -412,6 +412,7 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
                                 "version": r.info.version,
                                 "current": r.is_current,
                                 "rooms": r.rooms,
+                                "workers": r.workers,
                                 "app": r.info.app,
                                 "room_types": r.info.room_types,
                                 "files": len(r.info.files),
@@ -426,12 +427,13 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
                 )
             )
             return
-        table = Table("version", "", "rooms", "app", "room types", "files", "signed", "deployed")
+        table = Table("version", "", "rooms", "workers", "app", "room types", "files", "signed", "deployed")
         for r in rows:
             table.add_row(
                 r.info.version,
                 "current" if r.is_current else "",
                 str(r.rooms),
+                escape(", ".join(r.workers)),
                 escape(r.info.app),
                 escape(", ".join(r.info.room_types)),
                 str(len(r.info.files)),
