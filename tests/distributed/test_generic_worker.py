@@ -22,6 +22,13 @@ from roomwire.runtime.versions import BUNDLE_PREFIX, CURRENT_CACHE_S
 from roomwire_client import Client
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -77,6 +84,7 @@ async def test_a_generic_worker_runs_each_version_in_a_child_of_its_own(
         }
         assert set(started) == {v1, v2} and started[v1] != started[v2]
 
+        rss_mb = {v: _rss_mb(pid) for v, pid in started.items()}
         await old.leave()  # the last v1 room ends: v1's child is no longer needed
         await asyncio.to_thread(generic.wait_for_line, f"version {v1} stopped", WAIT_S)
         assert await pong(new, 5) == "two"
@@ -90,7 +98,8 @@ async def test_a_generic_worker_runs_each_version_in_a_child_of_its_own(
         await asyncio.sleep(0.05)  # nothing to wait on but the process table
     print(
         f"\ngeneric worker: v1 {v1} in child {started[v1]}, v2 {v2} in child {started[v2]}; "
-        f"first room joined {cold_s:.2f} s after create (child cold start included)"
+        f"first room joined {cold_s:.2f} s after create (child cold start included); RSS per child "
+        f"{', '.join(f'{rss:.0f} MB' for rss in rss_mb.values())}"
     )
 
 
