@@ -34,7 +34,7 @@ from distributed_kit import (
     wait_listening,
     wait_status,
 )
-from versions_kit import Processes, deploy_cli
+from versions_kit import Processes, deploy_cli, rollback_cli
 
 from roomwire.backends.base import Backend
 from roomwire.cli.status import Status
@@ -98,6 +98,11 @@ class _Scene:
     v2: str
     deploy_s: float
     reconnects: _Reconnects
+    servers: list[str]
+
+    def both(self, i: int) -> list[str]:
+        """Servers for client i: each client on its own gateway, alternating, so rooms span both."""
+        return [self.servers[i % 2], self.servers[(i + 1) % 2]]
 
     def check(self) -> dict[str, RoomFigures]:
         """check_room for every room, and each room's events from its own version's code."""
@@ -153,7 +158,7 @@ async def _deployed_under_load(tmp_path: Path, processes: Processes) -> AsyncIte
                 assert (await backend.get_room(room_id)).code_version == v1  # type: ignore[union-attr]
             for room_id in new.players:
                 assert (await backend.get_room(room_id)).code_version == v2  # type: ignore[union-attr]
-            yield _Scene(backend, old, new, workers, v1, v2, deploy_s, reconnects)
+            yield _Scene(backend, old, new, workers, v1, v2, deploy_s, reconnects, servers)
     finally:
         client_log.removeHandler(reconnects)
         for load in (old, new):
@@ -231,4 +236,34 @@ async def test_a_killed_generic_worker_rooms_continue_under_their_own_version(
         f"{sorted(versions.values())}: every room continued under its own version on "
         f"{sorted(set(owners(after, moved).values()), key=str)}; longest silence after the kill "
         f"{max(recovery, default=0.0):.2f} s; 0 lost, 0 doubled"
+    )
+
+
+async def test_rollback_under_load_sends_new_rooms_back_and_keeps_running_ones(
+    tmp_path: Path, processes: Processes
+) -> None:
+    async with _deployed_under_load(tmp_path, processes) as scene:
+        started = time.monotonic()
+        line = await asyncio.to_thread(rollback_cli, scene.v1, processes.url)
+        rollback_s = time.monotonic() - started
+        assert line == f"version {scene.v1} (current), replaced {scene.v2}"
+        for server in scene.servers:
+            await _until_new_rooms_get(scene.backend, server, scene.v1)
+        back = await open_load(ROOMS, PLAYERS, scene.both)
+        try:
+            back.start()
+            await asyncio.gather(*(load.until_each_room_saw(20) for load in (scene.old, scene.new, back)))
+            await asyncio.gather(scene.old.finish(), scene.new.finish(), back.finish())
+            scene.check()  # the v2 rooms created before the rollback still run v2, the v1 rooms v1
+            for room_id, players in back.players.items():
+                check_room(room_id, players)
+                assert (await scene.backend.get_room(room_id)).code_version == scene.v1  # type: ignore[union-attr]
+            assert _flavours(back) == {"one"}, "a room created after the rollback was not handled by v1"
+            assert all(not p.failed for p in back.all_players())
+        finally:
+            await back.aclose()
+        assert scene.reconnects.count == 0, "a client connection dropped during the rollback"
+    print(
+        f"\nrollback to v1 under load: the command took {rollback_s:.2f} s; rooms created after it "
+        f"run v1, the v2 rooms kept v2; 0 reconnects, 0 lost, 0 doubled"
     )

@@ -87,6 +87,19 @@ def deploy_cli(folder: Path, url: str, *extra: str) -> str:
     return done.stdout.strip()
 
 
+def rollback_cli(version: str, url: str) -> str:
+    """`roomwire rollback version`; its one line of output."""
+    done = subprocess.run(
+        [ROOMWIRE, "rollback", version, "--backend", url],
+        capture_output=True,
+        text=True,
+        timeout=START_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def versions_json(url: str) -> list[dict[str, Any]]:
     """`roomwire versions --json`: one dict per stored version."""
     done = subprocess.run(

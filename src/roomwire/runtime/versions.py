@@ -104,7 +104,10 @@ async def load_bundle(backend: Backend, version: str, key: str | None) -> Bundle
     """A stored version's bundle, verified (runtime/bundle.py `unseal`); DeployError if absent or refused."""
     raw = await backend.kv_get(BUNDLE_PREFIX + version)
     if raw is None:
-        raise DeployError(f"version {version} has no stored bundle")
+        raise DeployError(
+            f"version {version} has no stored bundle: deploy its files with `roomwire deploy`, "
+            "or run a worker started with them (`roomwire serve APP.py --role worker`)"
+        )
     return unseal(raw, version, key)
 
 
