@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from roomwire.backends.records import CreateInput, RoomRecord
 from roomwire.cli.deploy import prune
 from roomwire.runtime.bundle import Bundle, SealedBundle, pack
 from roomwire.runtime.versions import BUNDLE_PREFIX, CURRENT_KEY
+from roomwire_client import Client
 
 ROOMWIRE = str(Path(sys.executable).with_name("roomwire"))
 KEY = "deploy-key-0123456789abcdef"
@@ -55,6 +58,12 @@ async def engine(require_engine: Callable[[str, str, int], None]) -> AsyncIterat
     finally:
         await backend.drop_all()
         await backend.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def _cli(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -228,3 +237,64 @@ async def test_prune_removes_only_versions_no_room_uses_and_not_current(
         (c, True, 0),
     ]
     assert await backend.kv_get(BUNDLE_PREFIX + b) is None
+
+    # A room of a version that is not stored (never deployed) is shown, so nobody misses it.
+    now = time.time()
+    stray = RoomRecord(id="r2", type="duel", max_players=4, created_at=now, code_version="0badc0ffee00")
+    await backend.create_room(stray, CreateInput({}, time.time()))
+    listed = await _versions(url)
+    assert listed["undeployed_rooms"] == {"0badc0ffee00": 1}
+    table = await _cli("versions", "--backend", url)
+    assert "1 live room(s) of version 0badc0ffee00, which is not stored" in table.stdout
+
+
+def _serve_one_process(app: Path, data: Path, port: int) -> subprocess.Popen[str]:
+    args = [ROOMWIRE, "serve", str(app), "--backend", f"sqlite:///{data}", "--port", str(port)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "serving" in line:
+            return proc
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"roomwire serve did not start (exit {proc.poll()})")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+async def test_one_process_on_sqlite_runs_its_old_rooms_after_a_code_change(tmp_path: Path) -> None:
+    # One process on an embedded backend is the only worker there is: its rooms must not wait
+    # for a worker of the version they were created with (there will never be one).
+    app = _write_app(tmp_path / "game", "one")
+    data, port = tmp_path / "rooms.db", _free_port()
+    proc = await asyncio.to_thread(_serve_one_process, app / "app.py", data, port)
+    try:
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            await client.login_guest()
+            room = await client.create("duel")
+            await room.request("ping")
+            assert (await room.next_event()).type == "one"
+            room_id = room.id
+    finally:
+        await asyncio.to_thread(_stop, proc)
+    (app / "rules.py").write_text("FLAVOUR = 'two'\n")  # new code, another version id
+    proc = await asyncio.to_thread(_serve_one_process, app / "app.py", data, port)
+    try:
+        async with Client(f"http://127.0.0.1:{port}", join_timeout_s=TIMEOUT_S) as client:
+            await client.login_guest()
+            room = await client.join(room_id)
+            await room.request("ping")
+            assert (await room.next_event("two")).type == "two"
+    finally:
+        await asyncio.to_thread(_stop, proc)

@@ -88,3 +88,9 @@ async def test_rooms_keep_the_version_they_were_created_with_across_a_deploy(
         assert await pong(new, 7) == "two"
         assert w3.popen.poll() is None and w2.popen.poll() is None
         assert w2.count("executor crashed") == 0
+
+        # The opt-out: a worker started with --any-version runs a room of another version (the
+        # behaviour before versions), here the v1 room on v2's code once no v1 worker is left.
+        w3.stop()
+        processes.serve("w4", tmp_path / "v2", "worker", "--worker-id", "w4", "--any-version")
+        assert await pong(old, 8) == "two"

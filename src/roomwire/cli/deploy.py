@@ -146,8 +146,12 @@ async def _switch(backend: Backend, version: str) -> Switched:
     return Switched(version, old)
 
 
-async def version_rows(backend: Backend) -> list[VersionRow]:
-    """Every stored version: whether it is current, how many live rooms use it, which workers run them."""
+async def version_rows(backend: Backend) -> tuple[list[VersionRow], dict[str, int]]:
+    """Every stored version (current?, live rooms, workers running them), and the live rooms of
+    versions that are not stored (never deployed, or pruned) by version ("" from before versions).
+
+    Rooms of a version no worker runs wait; the second part shows them so an operator can act.
+    """
     current = await current_version(backend)
     rooms: dict[str, int] = {}
     versions: dict[str, str] = {}  # room id -> version
@@ -161,14 +165,15 @@ async def version_rows(backend: Backend) -> list[VersionRow]:
     rows = []
     for info in await list_versions(backend):
         running = sorted(workers.get(info.version, ()))
-        rows.append(VersionRow(info, info.version == current, rooms.get(info.version, 0), running))
-    return rows
+        rows.append(VersionRow(info, info.version == current, rooms.pop(info.version, 0), running))
+    return rows, rooms
 
 
 async def prune(backend: Backend) -> list[str]:
     """Remove the versions no live room uses and that are not current (nor were a moment ago)."""
     removed = []
-    for row in await version_rows(backend):
+    rows, _ = await version_rows(backend)
+    for row in rows:
         if row.is_current or row.rooms:
             continue
         if await backend.kv_get(_RECENT_PREFIX + row.info.version) is not None:

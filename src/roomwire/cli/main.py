@@ -136,6 +136,11 @@ def run(
 )
 @click.option("--log-level", default="info", show_default=True)
 @click.option(
+    "--any-version",
+    is_flag=True,
+    help="Run rooms of every code version, not only this code's (rooms may then run other code).",
+)
+@click.option(
     "--deploy-key",
     envvar="ROOMWIRE_DEPLOY_KEY",
     default=None,
@@ -152,6 +157,7 @@ def serve(
     lease_ttl: float,
     secret: str | None,
     log_level: str,
+    any_version: bool,
     deploy_key: str | None,
 ) -> None:
     """Run APP.py as a production process: gateway, worker, or both, on a shared engine.
@@ -180,8 +186,11 @@ def serve(
         _fail(f"the {backend.name} backend lives in one process; use --role all, or an engine like redis://")
     spread_s = 0.0 if backend.name in EMBEDDED else SPREAD_S
     declared, app.version = app.version, _served_version(app_path, app_name, app.version)
+    # One process on an embedded backend is the only worker there will ever be: pinning would
+    # strand the rooms of the code it ran before a restart.
+    pinned = not any_version and backend.name not in EMBEDDED
     if role == "worker":
-        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared))
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared, pinned))
         return
     gateway = app.build_gateway(backend, run_worker=role == "all", worker_id=worker_id, lease_ttl_s=lease_ttl)
     worker = gateway.worker
@@ -189,6 +198,7 @@ def serve(
     if worker is not None:
         worker.spread_s = spread_s
         worker.also_runs = frozenset({declared})
+        worker.pinned = pinned
         background.append(lambda: publish_worker_stats(worker, backend))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
@@ -402,7 +412,7 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
 
     async def act() -> None:
         removed = await prune_versions(backend) if prune else []
-        rows = await version_rows(backend)
+        rows, undeployed = await version_rows(backend)
         if as_json:
             click.echo(
                 json.dumps(
@@ -422,6 +432,7 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
                             }
                             for r in rows
                         ],
+                        "undeployed_rooms": undeployed,
                         "pruned": removed,
                     }
                 )
@@ -442,6 +453,9 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
             )
         out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
         out.print(table if rows else "no deployed versions; `roomwire deploy APP_DIR` stores one")
+        for version, count in sorted(undeployed.items()):
+            name = version or "(none: from before versions)"
+            out.print(f"{count} live room(s) of version {escape(name)}, which is not stored")
         if prune:
             out.print(f"pruned {len(removed)} version(s): {', '.join(removed) or 'none'}")
 
@@ -592,7 +606,13 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
 
 
 async def _work(
-    app: App, backend: Backend, worker_id: str | None, lease_ttl: float, spread_s: float, declared: str
+    app: App,
+    backend: Backend,
+    worker_id: str | None,
+    lease_ttl: float,
+    spread_s: float,
+    declared: str,
+    pinned: bool,
 ) -> None:
     for room_type in app.room_types.values():
         room_type.freeze()
@@ -605,6 +625,7 @@ async def _work(
         code_version=app.version,
         spread_s=spread_s,
         presence_ttl_s=app.settings.presence_ttl_s,
+        pinned=pinned,
     )
     worker.also_runs = frozenset({declared})  # rooms from before content-hash versions
     await worker.start()
