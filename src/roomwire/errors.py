@@ -2,6 +2,7 @@
 
     RoomwireError
     ├─ ProtocolError      malformed, oversized or out-of-order frame (the peer's fault)
+    │                     → RequestTooLargeError, RequestTimeoutError (lobby HTTP bodies)
     ├─ ValidationError    payload does not match the handler's schema
     ├─ RejectedError      raised by game code: refuse this input; the room goes on
     ├─ AuthError          → UnauthorizedError, ForbiddenError
@@ -34,6 +35,8 @@ __all__ = [
     "ProtocolError",
     "RateLimitedError",
     "RejectedError",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
     "RoomClosedError",
     "RoomError",
     "RoomFullError",
@@ -78,9 +81,25 @@ class ForbiddenError(AuthError):
 
 
 class RateLimitedError(RoomwireError):
-    """The player sent more messages than the room type's rate limit allows."""
+    """The player sent more messages than the room type's rate limit allows (or another limit:
+    joins and leaves per connection, rooms created per player, connections per player)."""
 
     code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # when known: HTTP answers carry it as Retry-After
+
+
+class RequestTooLargeError(ProtocolError):
+    """A lobby request body (or a room's meta) is larger than the server accepts (HTTP 413)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=ErrorCode.FRAME_TOO_LARGE)
+
+
+class RequestTimeoutError(ProtocolError):
+    """A lobby request body did not arrive within the server's body timeout (HTTP 408)."""
 
 
 class RoomError(RoomwireError):

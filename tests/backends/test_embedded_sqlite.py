@@ -164,3 +164,51 @@ async def test_unreadable_records_raise_backend_error(tmp_path: Path) -> None:
 
     with pytest.raises(BackendError, match="cannot read"):
         await opened(path)
+
+
+async def test_hibernation_mark_survives_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rw.db"
+    b = await opened(path)
+    asleep, pending = room_id(), room_id()
+    for rid in (asleep, pending):
+        await b.create_room(record(rid), create_input())
+        epoch = await b.acquire_lease(rid, "w1", 30)
+        assert epoch is not None
+        await b.commit(rid, epoch, step(1), history=10)
+        assert await b.hibernate(rid, "w1", epoch)
+    await b.append_input(pending, msg(1))
+    await b.aclose()
+
+    b = await opened(path)
+    try:
+        assert [r.hibernating for r in await b.list_rooms()] == [True, True]
+        assert await b.rooms_to_run() == [pending]  # asleep, but with input: due
+        assert await b.acquire_lease(pending, "w2", 30) is not None
+    finally:
+        await b.aclose()
+    b = await opened(path)
+    try:
+        assert [r.hibernating for r in await b.list_rooms()] == [True, False]
+    finally:
+        await b.aclose()
+
+
+async def test_a_version_1_file_gets_the_hibernation_column(tmp_path: Path) -> None:
+    path = tmp_path / "rw.db"
+    b = await opened(path)
+    rid = room_id()
+    await b.create_room(record(rid), create_input())
+    await b.aclose()
+    with sqlite3.connect(path) as db:  # as roomwire wrote it before the column existed
+        db.execute("ALTER TABLE rw_rooms DROP COLUMN hibernating")
+        db.execute("PRAGMA user_version=1")
+
+    b = await opened(path)
+    try:
+        assert await b.rooms_to_run() == [rid]
+        epoch = await b.acquire_lease(rid, "w1", 30)
+        assert epoch is not None and await b.hibernate(rid, "w1", epoch)
+    finally:
+        await b.aclose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2

@@ -22,7 +22,13 @@ from roomwire.backends import backend_from_url
 from roomwire.backends._errors import map_engine_errors
 from roomwire.backends.records import Published, Receipt
 from roomwire.backends.redis import RedisBackend
-from roomwire.errors import BackendError, BackendUnavailableError, RoomNotFoundError, SetupError
+from roomwire.errors import (
+    BackendError,
+    BackendUnavailableError,
+    RoomNotFoundError,
+    SetupError,
+    StaleLeaseError,
+)
 
 HOST, PORT = "127.0.0.1", 6379
 URL = f"redis://{HOST}:{PORT}/0"
@@ -250,6 +256,27 @@ async def test_watchers_are_not_woken_for_a_room_with_a_live_lease(rb: RedisBack
         unwatch()
 
 
+# --- leases -----------------------------------------------------------------------------------
+
+
+async def test_epochs_keep_increasing_when_the_epoch_counter_goes_back(rb: RedisBackend, raw: Redis) -> None:
+    # The counter INCR and the acquire script are separate calls (different slots): the script
+    # itself must hand out an epoch above the room's last one (issue #10 item 8).
+    rid = await new_room(rb)
+    first = await rb.acquire_lease(rid, "w1", 30)
+    assert first is not None
+    await raw.set(rb._keys.epoch, 0)  # a counter gone back (a restore, a lagging replica, ...)
+    second = await rb.acquire_lease(rid, "w1", 30)
+    assert second is not None and second > first
+    await raw.set(rb._keys.epoch, 0)
+    await rb.release_lease(rid, "w1", second)
+    third = await rb.acquire_lease(rid, "w2", 30)
+    assert third is not None and third > second
+    with pytest.raises(StaleLeaseError):
+        await rb.commit(rid, second, step(1), history=10)
+    await rb.commit(rid, third, step(1), history=10)
+
+
 # --- live delivery: gap-fill after a lost pub/sub connection ----------------------------------
 
 
@@ -313,6 +340,35 @@ async def test_subscriber_fills_the_gap_after_its_pubsub_connection_dropped(
         (events(2, 2), (receipt,)),  # read back from the commit log: receipts included
         ((), (joined("p2"),)),
         (events(4, 1), ()),
+    ]
+
+
+async def test_subscriber_is_told_of_events_missed_and_trimmed_from_the_history(
+    rb: RedisBackend, raw: Redis
+) -> None:
+    # Issue #10 item 3: a pub/sub gap longer than the history must not be skipped silently.
+    rid = await new_room(rb)
+    epoch = await rb.acquire_lease(rid, "w1", 30)
+    assert epoch is not None
+    got, unsubscribe = await subscribed(rb, rid)
+    try:
+        await rb.commit(rid, epoch, step(1, events(1, 1)), history=5)
+        await got.wait_for(1)
+        (client_id,) = await pubsub_client_ids(raw, rb)
+
+        restore = kill_pubsub_before_commits(raw, rb, client_id)
+        receipt = Receipt(player="p1", kind="ack", ref="7")
+        await rb.commit(rid, epoch, step(1, events(2, 20), receipts=(receipt,)), history=5)  # lost live
+        restore()
+        await got.wait_for(2)  # the feed resubscribes and reads what it missed
+        await rb.commit(rid, epoch, step(1, events(22, 1)), history=5)
+
+        items = await got.wait_for(3)
+    finally:
+        unsubscribe()
+    assert items[1:] == [
+        Published(room=rid, events=events(17, 5), receipts=(receipt,), lost=(2, 16)),
+        Published(room=rid, events=events(22, 1)),
     ]
 
 

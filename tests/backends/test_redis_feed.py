@@ -31,6 +31,7 @@ class FakeRoom:
         self.incarnation: bytes | None = incarnation
         self.commits: list[Published] = []
         self.log_from = 1  # commits before this number are trimmed from the commit log
+        self.keep: int | None = None  # events kept in the history (None: all)
         self.fetches: list[tuple[int, int]] = []
 
     def commit(self, *evs: OutEvent, receipts: tuple[Receipt, ...] = ()) -> bytes:
@@ -48,6 +49,8 @@ class FakeRoom:
             return None
         seqs = {e.seq: e for p in self.commits for e in p.events}
         last_seq = max(seqs, default=0)
+        if self.keep is not None:
+            seqs = {s: e for s, e in seqs.items() if s > last_seq - self.keep}
         log = []
         if after_commit < FAR:
             for number, p in enumerate(self.commits, 1):
@@ -186,3 +189,42 @@ async def test_a_recreated_room_starts_over_from_its_first_commit() -> None:
     h.feed.on_message(room.commit(*events(2, 1)))  # a later commit of yet another incarnation
     await h.settle()
     assert h.got.items[3:] == [Published(room=ROOM, events=(), ended="gone"), *room.commits]
+
+
+async def test_events_trimmed_before_the_feed_could_read_them_are_reported_lost() -> None:
+    room = FakeRoom()
+    h = Harness(room)
+    await h.start()
+    h.feed.on_message(room.commit(*events(1, 1)))
+    for first in range(2, 12, 2):  # five commits of two events each, all missed
+        room.commit(*events(first, 2), receipts=(receipt(str(first)),))
+    room.keep = 3  # the history holds 9..11 now
+    h.feed.on_active()  # as after a reconnect
+    await h.settle()
+
+    assert h.got.items[1:] == [
+        Published(room=ROOM, events=(), receipts=(receipt("2"),), lost=(2, 8)),  # named once, first
+        Published(room=ROOM, events=(), receipts=(receipt("4"),)),
+        Published(room=ROOM, events=(), receipts=(receipt("6"),)),
+        Published(room=ROOM, events=events(9, 1), receipts=(receipt("8"),)),
+        Published(room=ROOM, events=events(10, 2), receipts=(receipt("10"),)),
+    ]
+    h.feed.on_message(room.commit(*events(12, 1)))  # live again, right after the reported hole
+    assert h.got.items[-1] == room.commits[-1]
+
+
+async def test_a_hole_older_than_the_commit_log_is_reported_lost_too() -> None:
+    room = FakeRoom()
+    h = Harness(room)
+    await h.start()
+    h.feed.on_message(room.commit(*events(1, 1)))
+    for seq in range(2, 8):
+        room.commit(*events(seq, 1))
+    room.log_from, room.keep = 7, 2  # the log holds commits 7..; the history events 6..7
+    h.feed.on_active()
+    await h.settle()
+
+    assert h.got.items[1:] == [
+        Published(room=ROOM, events=events(6, 1), lost=(2, 5)),  # commits 2..6, receipts lost
+        room.commits[6],
+    ]

@@ -58,3 +58,12 @@ def test_subprotocols_and_default_frame_limit_are_documented() -> None:
     for name in SUBPROTOCOLS:
         assert f"`{name}`" in DOC
     assert f"{DEFAULT_MAX_FRAME_BYTES} bytes" in DOC
+
+
+def test_every_close_code_the_checklist_names_is_in_the_close_table() -> None:
+    checklist = DOC.split("## 14.")[1]
+    table = DOC.split("## 11.")[1].split("## 12.")[0]
+    named = set(re.findall(r"\b(1\d{3}|4\d{3})\b", checklist))
+    assert named, "the checklist names no close codes"
+    for code in named:
+        assert re.search(rf"^\| {code} \| ", table, re.M), f"section 14 names {code}; section 11 lacks it"

@@ -9,7 +9,7 @@
  *     ├─ RateLimitedError      rate_limited
  *     ├─ RoomError             → RoomNotFoundError, RoomFullError, RoomClosedError, NotJoinedError,
  *     │                          UnknownMessageTypeError, MessageTooLargeError, HistoryGoneError
- *     ├─ InternalError         internal: a server bug; the detail is in the server log (see .ref)
+ *     ├─ InternalError         internal, step_timeout: a server bug or a game handler that hung; the detail is in the server log (see .ref)
  *     ├─ ConnectionError       connection_failed / connection_closed (client-side; .closeCode)
  *     └─ TimeoutError          timeout (client-side)
  */
@@ -36,6 +36,7 @@ export const ErrorCode = {
   HISTORY_GONE: "history_gone",
   UNAVAILABLE: "unavailable",
   INTERNAL: "internal",
+  STEP_TIMEOUT: "step_timeout",
   // Client-side codes: never on the wire.
   CONNECTION_FAILED: "connection_failed",
   CONNECTION_CLOSED: "connection_closed",
@@ -49,6 +50,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  INVALID_PAYLOAD: 1007,
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,
@@ -233,6 +235,7 @@ const CLASS_BY_CODE: Readonly<Record<string, ErrorClass>> = {
   [ErrorCode.RATE_LIMITED]: RateLimitedError,
   [ErrorCode.HISTORY_GONE]: HistoryGoneError,
   [ErrorCode.INTERNAL]: InternalError,
+  [ErrorCode.STEP_TIMEOUT]: InternalError,
   [ErrorCode.CONNECTION_FAILED]: ConnectionError,
   [ErrorCode.CONNECTION_CLOSED]: ConnectionError,
   [ErrorCode.TIMEOUT]: TimeoutError,

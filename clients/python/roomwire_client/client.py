@@ -40,6 +40,9 @@ class Client:
         max_buffered_events: received, unread events per room before reading from the socket
             pauses (read `events()` or `next_event()` to keep up).
         http: an httpx.AsyncClient to use for lobby calls (not closed by `aclose`).
+        origin: the Origin header of the WebSocket upgrade, for servers with an Origin
+            allow-list that do not let clients without one in (docs/deployment.md).
+        headers: extra HTTP headers of the WebSocket upgrade (e.g. for a proxy's auth).
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class Client:
         max_buffered_events: int = 10_000,
         backoff: Backoff | None = None,
         http: httpx.AsyncClient | None = None,
+        origin: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.endpoints = Endpoints(servers)
         self.lobby = Lobby(self.endpoints, token=token, http=http)
@@ -68,6 +73,8 @@ class Client:
             reconnect_timeout_s=reconnect_timeout_s,
             handshake_timeout_s=connect_timeout_s,
             backoff=backoff,
+            origin=origin,
+            headers=headers,
         )
         self.player: str | None = None
         self._join_timeout_s = join_timeout_s

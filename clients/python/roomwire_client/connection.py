@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from roomwire.protocol import (
     PROTOCOL_VERSION,
@@ -86,6 +87,8 @@ class Connection:
         reconnect_timeout_s: float = 30.0,
         handshake_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
+        origin: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if codec not in ("json", "msgpack"):
             raise ValueError(f"codec must be 'json' or 'msgpack', not {codec!r}")
@@ -100,6 +103,8 @@ class Connection:
         self._reconnect_timeout_s = reconnect_timeout_s
         self._handshake_timeout_s = handshake_timeout_s
         self._backoff = backoff or Backoff()
+        self._origin = origin
+        self._headers = dict(headers or {})
         self._state: ConnectionState = "idle"
         self._supervisor: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
@@ -254,6 +259,8 @@ class Connection:
             ws = await connect(
                 url,
                 subprotocols=[Subprotocol(subprotocol)],
+                origin=Origin(self._origin) if self._origin is not None else None,
+                additional_headers=self._headers or None,
                 open_timeout=self._handshake_timeout_s,
                 ping_interval=None,  # the protocol's own ping/pong is the heartbeat
                 max_size=_MAX_SERVER_FRAME_BYTES,

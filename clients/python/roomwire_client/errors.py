@@ -8,7 +8,7 @@
     ├─ MessageError                → InvalidMessageError, UnknownTypeError, MessageTooLargeError,
     │                                RejectedError, RateLimitedError
     ├─ UnavailableError            unavailable (the engine is down for now; resend is safe)
-    ├─ InternalServerError         internal (.ref: quote it to the operator)
+    ├─ InternalServerError         internal, step_timeout (.ref: quote it to the operator)
     ├─ ConnectionLostError         the server cannot be reached, or the connection could not be restored
     └─ RequestTimeoutError         no answer in time (also a TimeoutError)
 
@@ -234,6 +234,7 @@ _BY_CODE: Final[dict[str, type[ClientError]]] = {
     ErrorCode.HISTORY_GONE: HistoryGoneError,
     ErrorCode.UNAVAILABLE: UnavailableError,
     ErrorCode.INTERNAL: InternalServerError,
+    ErrorCode.STEP_TIMEOUT: InternalServerError,  # the game's handler hung; the log has the ref
 }
 
 # Used only when an HTTP error has no roomwire error body (a proxy, or a route that does not

@@ -5,9 +5,12 @@
 // each step is sent as a `move` message; the server applies them in order, so it ends up where
 // we drew it. A refused move or a history gap asks the server for the whole `state` again.
 
-const SDK_URL = "/sdk/roomwire-client.js";
+// Every URL is relative to this file's folder, the app's base: the page works at `/` and with
+// the app mounted under a prefix (`Mount("/game", app=game_app)` serves it at /game/).
+const BASE = new URL(".", import.meta.url);
+const SDK_URL = new URL("sdk/roomwire-client.js", BASE).href;
 const SDK_MISSING =
-  "The roomwire SDK is missing (no <code>/sdk/roomwire-client.js</code>). Build the SDK: " +
+  `The roomwire SDK is missing (no <code>${new URL(SDK_URL).pathname}</code>). Build the SDK: ` +
   "<code>cd clients/js &amp;&amp; npm ci &amp;&amp; npm run build</code>, then restart the server.";
 const MOVE_EVERY_MS = 50;
 const STEP = 10; // units per `move`: 200 units/s, well under the server's max step per message
@@ -144,14 +147,14 @@ async function play(name) {
   $("play").disabled = true;
   notice(null);
   localStorage.setItem("arena-name", name);
-  client = new Client(location.origin);
+  client = new Client(BASE.href);
   client.onStatus(setStatus);
   try {
     await client.loginGuest(name || undefined);
     room = await client.joinOrCreate("arena");
   } catch (err) {
     client.close();
-    notice(`Could not join: ${err.message}`);
+    notice(`Could not join: ${describe(err)}`);
     $("play").disabled = false;
     return;
   }
@@ -160,10 +163,10 @@ async function play(name) {
   room.onError((err) => {
     // Our position or history is off (a refused move, events lost after a long outage): resync.
     if (err.code === "rejected" || err.code === "history_gone") room.send("sync");
-    else notice(`${err.code}: ${err.message}`);
+    else notice(describe(err));
   });
   room.onLeave((info) => {
-    notice(`You left the room (${info.reason}${info.detail ? `: ${info.detail}` : ""}). Press Play to join again.`);
+    notice(`You left the room: ${leftBecause(info)}. Press Play to join again.`);
     room = null;
     me = null;
     view.players.clear();
@@ -172,6 +175,32 @@ async function play(name) {
     $("play").disabled = false;
   });
   canvas.focus();
+}
+
+/** What went wrong, in words: the error's code, message and cause (a close code, a reason). */
+function describe(err) {
+  if (err === null || err === undefined) return "no reason given";
+  const parts = [];
+  if (err.code) parts.push(err.code);
+  if (err.message && err.message !== err.code) parts.push(err.message);
+  if (err.closeCode) parts.push(`WebSocket close ${err.closeCode}`);
+  if (err.ref) parts.push(`server log ref ${err.ref}`);
+  if (err.cause && err.cause !== err) parts.push(`(${describe(err.cause)})`);
+  return parts.join(": ") || String(err);
+}
+
+/** Why the room was left, for the notice: the reason, the game's detail, and the error behind it. */
+function leftBecause(info) {
+  const what = {
+    left: "you left",
+    ended: "the room ended",
+    replaced: "you joined from another tab",
+    removed: "the game removed you",
+    closed: "the page closed its connection",
+    failed: "the connection or the rejoin failed for good",
+  }[info.reason] ?? info.reason;
+  const extra = [info.detail, info.error ? describe(info.error) : null].filter(Boolean).join("; ");
+  return extra ? `${what} (${extra})` : what;
 }
 
 function setStatus(next) {
@@ -336,7 +365,9 @@ function renderScores() {
 
 async function loadRules() {
   const sent = Date.now();
-  const response = await fetch("/rules");
+  const url = new URL("rules", BASE);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url.pathname} answered ${response.status} ${response.statusText}`);
   const rules = await response.json();
   view.arena = { ...rules.arena, tag_radius: rules.tag_radius };
   resizeCanvas();

@@ -1,7 +1,8 @@
 """Backends: the only code that talks to an engine. `open_backend(url)` picks one by URL scheme.
 
     memory://                      embedded, in process memory (the default)
-    sqlite:///path/to/file.db      embedded, durable in a SQLite file (WAL)
+    sqlite:///path/to/file.db      embedded, durable in a SQLite file (WAL); ?synchronous=full
+                                   also survives an OS crash (one fsync per commit)
     redis://host:port/db           Redis (roomwire[redis])
 
 A `namespace` query parameter (or argument) prefixes every key, so tests and apps can share an engine.
@@ -27,12 +28,14 @@ def backend_from_url(url: str, *, namespace: str | None = None) -> Backend:
 
         return EmbeddedBackend(path=None, namespace=ns)
     if parts.scheme == "sqlite":
+        from roomwire.backends._sqlite_store import parse_synchronous
         from roomwire.backends.embedded import EmbeddedBackend
 
         path = parts.path if not parts.netloc else parts.netloc + parts.path
         if not path:
             raise SetupError(f"sqlite URL {url!r} has no file path; use sqlite:///path/to/file.db")
-        return EmbeddedBackend(path=path, namespace=ns)
+        synchronous = parse_synchronous((query.get("synchronous") or ["normal"])[0])
+        return EmbeddedBackend(path=path, namespace=ns, synchronous=synchronous)
     if parts.scheme in ("redis", "rediss"):
         try:
             from roomwire.backends.redis import RedisBackend

@@ -5,7 +5,9 @@ hub says so by reporting the channel active again. Each commit's message carries
 `<incarnation>:<commit number>|<Published>`, so this feed can tell a duplicate (number already
 delivered), a gap (number skipped) and a room deleted and created again (new incarnation). On
 a gap, and after every (re)activation, it reads what it missed from the room's commit log and
-history streams (`fill.lua`) and delivers those commits before the buffered live ones.
+history streams (`fill.lua`) and delivers those commits before the buffered live ones. Events
+trimmed from the history before it could read them are named in `Published.lost` of the first
+commit it delivers then, so its subscribers learn of the hole (promise 1: no silent gap).
 
 States: starting (position unknown, messages buffered) -> live (messages applied as they come)
 <-> syncing (reading the streams, messages buffered); any -> closed.
@@ -213,6 +215,18 @@ class RoomFeed:
             self._reset(fill.incarnation)
             return False
         log = [entry for entry in fill.log if entry.number > self._commit]
+        # Events missed and trimmed from the history since: the history keeps the last events
+        # without holes, so they are a prefix of what was missed. Named in the first commit
+        # delivered below (`Published.lost`): a gap is never silent (promise 1).
+        oldest = min(fill.events, default=fill.last_seq + 1)
+        lost = (self._seq + 1, oldest - 1) if oldest - 1 > self._seq else None
+        if lost is not None:
+            logger.warning(
+                "room %s: events %d..%d were trimmed from the history before this subscriber "
+                "could read them; reported to it as lost",
+                self.room_id,
+                *lost,
+            )
         unlogged_until = log[0].number - 1 if log else fill.commit
         if unlogged_until > self._commit:
             # Commits older than the kept log: their events are still in the history, their
@@ -225,26 +239,27 @@ class RoomFeed:
                 self._commit + 1,
                 unlogged_until,
             )
-            if events:
-                self._deliver(unlogged_until, Published(room=self.room_id, events=events))
+            if events or lost is not None:
+                self._deliver(unlogged_until, Published(room=self.room_id, events=events, lost=lost))
+                lost = None
             self._commit = unlogged_until
         for entry in log:
             events = self._events(fill, entry.first_seq, entry.first_seq + entry.count - 1)
-            self._deliver(entry.number, Published(room=self.room_id, events=events, receipts=entry.receipts))
+            self._deliver(
+                entry.number,
+                Published(room=self.room_id, events=events, receipts=entry.receipts, lost=lost),
+            )
+            lost = None
+        if lost is not None:  # nothing left to carry it (a log without the last commits)
+            self._deliver(fill.commit, Published(room=self.room_id, events=(), lost=lost))
         self._commit = max(self._commit, fill.commit)
         self._seq = max(self._seq, fill.last_seq)
         return True
 
-    def _events(self, fill: Fill, first: int, last: int) -> tuple[OutEvent, ...]:
-        found = tuple(fill.events[s] for s in range(first, last + 1) if s in fill.events)
-        if len(found) != max(0, last - first + 1):
-            logger.error(
-                "room %s: a subscriber missed events %d..%d and some are out of the history window",
-                self.room_id,
-                first,
-                last,
-            )
-        return found
+    @staticmethod
+    def _events(fill: Fill, first: int, last: int) -> tuple[OutEvent, ...]:
+        """The events first..last that the history still holds (trimmed ones are `lost`)."""
+        return tuple(fill.events[s] for s in range(first, last + 1) if s in fill.events)
 
     # --- delivery -----------------------------------------------------------------------------
 
@@ -253,6 +268,8 @@ class RoomFeed:
 
     def _deliver(self, commit: int, published: Published) -> None:
         self._commit = commit
+        if published.lost is not None:
+            self._seq = max(self._seq, published.lost[1])
         if published.events:
             self._seq = published.events[-1].seq
         if published.ended is not None:

@@ -23,7 +23,9 @@ __all__ = ["NamespaceKeys", "RoomKeys", "Scripts", "entry_fields", "entry_number
 class RoomKeys:
     """The keys of one room, in the order every room script expects them."""
 
-    meta: str  # hash: r record, t type, m max_players, p players, n last input offset, i incarnation
+    # hash: r record, t type, m max_players, p players, n last input offset, i incarnation,
+    # E last lease epoch, h hibernating (1/0)
+    meta: str
     inbound: str  # stream 0-<offset>: d encoded Input (x: tombstone of a deleted room)
     outbound: str  # stream 0-<seq>: e encoded OutEvent; the history window
     log: str  # stream 0-<commit number>: f first seq, n event count, r encoded receipts
@@ -111,6 +113,8 @@ class Scripts:
         self.acquire = script("acquire")
         self.renew = script("renew")
         self.release = script("release")
+        self.hibernate = script("hibernate")
+        self.due = script("due")
         self.load = script("load")
         self.commit = script("commit")
         self.events = script("events")

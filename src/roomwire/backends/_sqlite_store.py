@@ -7,7 +7,7 @@ Schema (every table is keyed by the backend's namespace, so namespaces can share
 
     rw_meta(ns, key, value)          counters: `epoch` (the last lease epoch handed out)
     rw_rooms(ns, id, record, players, inbound_offset, last_seq, snapshot,
-             lease_owner, lease_epoch, lease_expires)
+             lease_owner, lease_epoch, lease_expires, hibernating)
                                      one row per live room; rowid order = registration order
     rw_inputs(ns, room, offset, body)        inbound inputs not yet consumed by a commit
     rw_events(ns, room, seq, body)           the kept history window of outbound events
@@ -15,12 +15,15 @@ Schema (every table is keyed by the backend's namespace, so namespaces can share
                                              (expires NULL: joined, until `removed`)
     rw_kv(ns, key, value, expires)           lobby key-value data
 
-Durability: WAL journal with synchronous=NORMAL. A transaction is written to the WAL before the
-call returns, so it survives the process crashing; an OS crash or power loss can lose the last
-transactions before a checkpoint, never corrupt the file. Writes run directly on the event
-loop's thread: a small write costs about 20-40 µs there, against 100-200 µs for a hop to a
-thread. WAL checkpoints (which fsync and can take ~10 ms) run in a background thread on a
-second connection instead of inside a write (`wal_autocheckpoint=0`).
+Durability: WAL journal with synchronous=NORMAL by default. A transaction is written to the WAL
+before the call returns, so it survives the process crashing; an OS crash or power loss can lose
+the transactions since the last checkpoint, never corrupt the file. With synchronous=FULL
+(`sqlite:///path?synchronous=full`) every commit fsyncs the WAL before it returns, so it also
+survives an OS crash or power loss, at the cost of one fsync per commit (docs/backends.md).
+Writes run directly on the event loop's thread: a small write costs about 20-40 µs there,
+against 100-200 µs for a hop to a thread. WAL checkpoints (which fsync and can take ~10 ms)
+run in a background thread on a second connection instead of inside a write
+(`wal_autocheckpoint=0`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 
@@ -39,11 +43,22 @@ from roomwire.errors import BackendError, BackendUnavailableError, SetupError
 
 logger = logging.getLogger("roomwire.backends.embedded")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rw_rooms.hibernating (files of version 1 are migrated on open)
 # Checkpoint once this many write transactions accumulated, or after CHECKPOINT_DELAY_S.
 CHECKPOINT_EVERY_WRITES = 500
 CHECKPOINT_DELAY_S = 1.0
 BUSY_TIMEOUT_S = 2.0
+Synchronous = Literal["normal", "full"]
+SYNCHRONOUS: tuple[Synchronous, ...] = ("normal", "full")
+
+
+def parse_synchronous(value: str) -> Synchronous:
+    """The `synchronous` setting a URL names; SetupError for anything but normal or full."""
+    for known in SYNCHRONOUS:
+        if value.lower() == known:
+            return known
+    raise SetupError(f"synchronous={value!r}: use one of {', '.join(SYNCHRONOUS)}")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rw_meta (
@@ -53,6 +68,7 @@ CREATE TABLE IF NOT EXISTS rw_rooms (
     ns TEXT NOT NULL, id TEXT NOT NULL, record BLOB NOT NULL, players INTEGER NOT NULL,
     inbound_offset INTEGER NOT NULL DEFAULT 0, last_seq INTEGER NOT NULL DEFAULT 0, snapshot BLOB,
     lease_owner TEXT, lease_epoch INTEGER, lease_expires REAL,
+    hibernating INTEGER NOT NULL DEFAULT 0,
     UNIQUE (ns, id));
 CREATE TABLE IF NOT EXISTS rw_inputs (
     ns TEXT NOT NULL, room TEXT NOT NULL, offset INTEGER NOT NULL, body BLOB NOT NULL,
@@ -85,6 +101,7 @@ class StoredRoom:
     events: list[OutEvent] = field(default_factory=list)
     reservations: dict[str, float] = field(default_factory=dict)
     seated: set[str] = field(default_factory=set)
+    hibernating: bool = False
 
 
 @dataclass(slots=True)
@@ -120,9 +137,11 @@ def _close_all(conns: list[sqlite3.Connection]) -> None:
 class SqliteStore:
     """Durable copy of one namespace in a SQLite file; every write method is one transaction."""
 
-    def __init__(self, path: str, namespace: str) -> None:
+    def __init__(self, path: str, namespace: str, synchronous: Synchronous = "normal") -> None:
+        parse_synchronous(synchronous)  # refuse a bad value here, not at the first write
         self.path = path
         self.ns = namespace
+        self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._ckpt_conn: sqlite3.Connection | None = None
         self._enc = msgspec.msgpack.Encoder()
@@ -165,7 +184,7 @@ class SqliteStore:
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
         )
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")  # checked in __init__
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in the background thread
         return conn
 
@@ -174,12 +193,14 @@ class SqliteStore:
             conn = self._connect()
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, SCHEMA_VERSION):
+                if version not in (0, 1, SCHEMA_VERSION):
                     raise SetupError(
                         f"SQLite file {self.path!r} has schema version {version}; this roomwire "
                         f"reads version {SCHEMA_VERSION}: use a new file or a matching roomwire"
                     )
                 conn.executescript(_SCHEMA)
+                if version == 1:  # the table predates the hibernation mark
+                    conn.execute("ALTER TABLE rw_rooms ADD COLUMN hibernating INTEGER NOT NULL DEFAULT 0")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 loaded = self._load(conn)
                 self._ckpt_conn = self._connect()
@@ -193,13 +214,21 @@ class SqliteStore:
         ns = (self.ns,)
         row = conn.execute("SELECT value FROM rw_meta WHERE ns=? AND key='epoch'", ns).fetchone()
         rooms: dict[str, StoredRoom] = {}
-        for rid, record, players, inbound, last_seq, snap, owner, epoch, expires in conn.execute(
+        for rid, record, players, inbound, last_seq, snap, owner, epoch, expires, hib in conn.execute(
             "SELECT id, record, players, inbound_offset, last_seq, snapshot, lease_owner, lease_epoch,"
-            " lease_expires FROM rw_rooms WHERE ns=? ORDER BY rowid",
+            " lease_expires, hibernating FROM rw_rooms WHERE ns=? ORDER BY rowid",
             ns,
         ):
             lease = (owner, epoch, expires) if epoch is not None else None
-            rooms[rid] = StoredRoom(self._record_dec.decode(record), players, inbound, last_seq, snap, lease)
+            rooms[rid] = StoredRoom(
+                self._record_dec.decode(record),
+                players,
+                inbound,
+                last_seq,
+                snap,
+                lease,
+                hibernating=bool(hib),
+            )
         for rid, offset, body in conn.execute(
             "SELECT room, offset, body FROM rw_inputs WHERE ns=? ORDER BY room, offset", ns
         ):
@@ -299,11 +328,15 @@ class SqliteStore:
         self._wrote()
 
     def set_lease(self, room_id: str, owner: str | None, epoch: int | None, expires: float | None) -> None:
-        """Set (or clear, with None) the room's lease; a new epoch also advances the counter."""
+        """Set (or clear, with None) the room's lease; a new epoch also advances the counter.
+
+        Setting a lease clears the room's hibernation mark.
+        """
         with self._transaction() as db:
             db.execute(
-                "UPDATE rw_rooms SET lease_owner=?, lease_epoch=?, lease_expires=? WHERE ns=? AND id=?",
-                (owner, epoch, expires, self.ns, room_id),
+                "UPDATE rw_rooms SET lease_owner=?, lease_epoch=?, lease_expires=?,"
+                " hibernating=CASE WHEN ? IS NULL THEN hibernating ELSE 0 END WHERE ns=? AND id=?",
+                (owner, epoch, expires, owner, self.ns, room_id),
             )
             if epoch is not None:
                 db.execute(
@@ -311,6 +344,15 @@ class SqliteStore:
                     " ON CONFLICT (ns, key) DO UPDATE SET value=max(value, excluded.value)",
                     (self.ns, epoch),
                 )
+
+    def hibernate(self, room_id: str) -> None:
+        """Clear the room's lease and mark it hibernating, in one transaction."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE rw_rooms SET lease_owner=NULL, lease_epoch=NULL, lease_expires=NULL, hibernating=1"
+                " WHERE ns=? AND id=?",
+                (self.ns, room_id),
+            )
 
     def set_seats(
         self, room_id: str, put: Iterable[tuple[str, float | None]], drop: Iterable[str] = ()

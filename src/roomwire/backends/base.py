@@ -11,6 +11,11 @@ asserts each one, against a real engine):
   lease that acquires again gets a new epoch and its old one becomes stale. `commit` and
   `renew_lease` with any other epoch raise StaleLeaseError and change nothing; so does a
   commit to a room that no longer exists.
+* Scheduling follows pending input: `hibernate` marks a room hibernating and releases its
+  lease in one atomic step, only for the current (owner, epoch) (a stale epoch changes
+  nothing); `acquire_lease` clears the mark. `rooms_to_run` lists every room without a live
+  lease that is not hibernating or has input appended above its committed offset, so a
+  sleeping room with input is found by the next sweep even when its wake-up was lost.
 * Atomic commit: a commit's snapshot, events, inbound offset and receipts become visible
   together or not at all. Events must continue the room sequence, which starts at 1: the
   first event's seq is the last committed seq + 1, and `inbound_offset` may neither go back
@@ -18,7 +23,11 @@ asserts each one, against a real engine):
 * Commit before delivery (Promise 1, 2): subscribers get every commit (also one without
   events) only after it is durable, exactly once, in seq order, via the callback given to
   `subscribe`. A callback that raises is logged; the commit and other callbacks go on.
-* History: `read_events(after=s)` returns committed events with seq > s, in order, as long as
+  No gap is silent: a backend whose subscription can miss commits (Redis pub/sub) reads them
+  back, and events it can no longer read (trimmed from the history meanwhile) are named in
+  the next `Published.lost` = (first, last) seq, never skipped without a word.
+* History: `read_events(after=s, limit=n)` returns committed events with seq > s (the first n
+  when a limit is given), in order, as long as
   they are within the kept window (`history` of the commit's room); older gaps raise
   HistoryGoneError; an unknown room raises RoomNotFoundError.
 * Key-value: `kv_get`, `kv_scan` never return an entry whose ttl has passed.
@@ -105,6 +114,21 @@ class Backend(Protocol):
     async def release_lease(self, room_id: str, owner: str, epoch: int) -> None:
         """Give the lease up (no-op if it is no longer ours)."""
 
+    async def hibernate(self, room_id: str, owner: str, epoch: int) -> bool:
+        """Mark the room hibernating and release its lease, atomically; True when done.
+
+        False, and nothing changes, when (owner, epoch) is not the current lease (fencing) or
+        the room is gone. Inputs appended meanwhile stay pending: `rooms_to_run` lists the room
+        again, and watchers are told as for an append.
+        """
+
+    async def rooms_to_run(self) -> list[str]:
+        """Rooms that need a worker, oldest first: no live lease, and not hibernating or with
+        input appended above the committed offset (pending input).
+
+        Cost: one check per live room (workers sweep with it; an index may replace it, #13).
+        """
+
     # --- journal ------------------------------------------------------------------------------
 
     async def load(self, room_id: str) -> Loaded | None:
@@ -117,12 +141,19 @@ class Backend(Protocol):
         is not current, CommitConflictError when the events do not continue the sequence.
         """
 
-    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
-        """Committed events with seq > after, in order; HistoryGoneError if some were trimmed."""
+    async def read_events(self, room_id: str, after: int, limit: int | None = None) -> Sequence[OutEvent]:
+        """Committed events with seq > after, in order; HistoryGoneError if some were trimmed.
+
+        `limit` (None: all) caps how many are returned, the first ones; a replay reads history
+        in such chunks as the client's socket drains. Callers that pass it must accept an
+        implementation that ignores it (older backends) and returns more.
+        """
 
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
         """Deliver each later commit of the room to `callback` once, in order, after it is durable.
 
+        Each Published's events continue the previous ones' seqs, except after events named in
+        its `lost` (first, last): those were committed but can no longer be delivered.
         On a remote engine the subscription becomes active asynchronously; writes made through
         the same backend instance after this call are ordered after it.
         """

@@ -45,7 +45,7 @@ from typing import TypeVar
 
 import msgspec
 
-from roomwire.backends._sqlite_store import SqliteStore, StoredNamespace
+from roomwire.backends._sqlite_store import SqliteStore, StoredNamespace, Synchronous
 from roomwire.backends.base import Unsubscribe
 from roomwire.backends.records import Commit, Input, Loaded, OutEvent, Published, RoomRecord
 from roomwire.errors import (
@@ -86,6 +86,7 @@ class _Room:
     reservations: dict[str, float] = field(default_factory=dict)  # player -> expires_at
     seated: set[str] = field(default_factory=set)
     lease: _Lease | None = None
+    hibernating: bool = False  # set by hibernate(), cleared by acquire_lease()
     waiters: list[asyncio.Future[None]] = field(default_factory=list)  # readers; the next append wakes them
 
     def wake(self) -> None:
@@ -101,9 +102,10 @@ class _Room:
 class EmbeddedBackend:
     """In-process backend; durable in a SQLite file (WAL) when `path` is given."""
 
-    def __init__(self, path: str | None, namespace: str) -> None:
+    def __init__(self, path: str | None, namespace: str, synchronous: Synchronous = "normal") -> None:
         self.name = "sqlite" if path else "memory"
         self.path = path
+        self.synchronous = synchronous  # SQLite's durability of a commit (see _sqlite_store)
         self.namespace = namespace
         self._clock: Callable[[], float] = time.time if path else time.monotonic
         self._store: SqliteStore | None = None
@@ -130,7 +132,7 @@ class EmbeddedBackend:
         # wait once per input of an idle room.
         self._loop = asyncio.get_running_loop()
         if self.path:
-            store = SqliteStore(self.path, self.namespace)
+            store = SqliteStore(self.path, self.namespace, self.synchronous)
             loaded = await store.open()
             try:
                 self._restore(loaded)
@@ -178,6 +180,7 @@ class EmbeddedBackend:
                 history=deque(stored.events),
                 reservations=stored.reservations,
                 seated=stored.seated,
+                hibernating=stored.hibernating,
             )
             room.inputs.extend(item for _, item in stored.inputs)
             room.last_offset = stored.inputs[-1][0] if stored.inputs else stored.inbound_offset
@@ -225,7 +228,10 @@ class EmbeddedBackend:
 
     def _public_record(self, room: _Room) -> RoomRecord:
         return msgspec.structs.replace(
-            room.record, players=room.players, reserved=room.live_reservations(self._clock())
+            room.record,
+            players=room.players,
+            reserved=room.live_reservations(self._clock()),
+            hibernating=room.hibernating,
         )
 
     async def delete_room(self, room_id: str) -> None:
@@ -357,6 +363,7 @@ class EmbeddedBackend:
             self._store.set_lease(room_id, owner, epoch, now + ttl_s)
         self._epoch = epoch
         room.lease = _Lease(owner, epoch, now + ttl_s)
+        room.hibernating = False  # the file's row was cleared by set_lease
         return epoch
 
     async def renew_lease(self, room_id: str, owner: str, epoch: int, ttl_s: float) -> None:
@@ -377,6 +384,34 @@ class EmbeddedBackend:
         if self._store is not None:
             self._store.set_lease(room_id, None, None, None)
         room.lease = None
+
+    async def hibernate(self, room_id: str, owner: str, epoch: int) -> bool:
+        """Mark the room hibernating and release its lease if (owner, epoch) is current.
+
+        Watchers are told when inputs wait (appends made under the lease woke nobody).
+        """
+        self._check_open()
+        room = self._rooms.get(room_id)
+        if room is None or room.lease is None or (room.lease.owner, room.lease.epoch) != (owner, epoch):
+            return False  # fencing: a stale epoch cannot put the room to sleep
+        if self._store is not None:
+            self._store.hibernate(room_id)
+        room.lease = None
+        room.hibernating = True
+        if room.last_offset > room.inbound_offset and self._watchers:
+            self._notify_watchers(room_id)
+        return True
+
+    async def rooms_to_run(self) -> list[str]:
+        """Rooms without a live lease that are not hibernating or have pending input."""
+        self._check_open()
+        now = self._clock()
+        return [
+            room_id
+            for room_id, room in self._rooms.items()
+            if (room.lease is None or room.lease.expires_at <= now)
+            and (not room.hibernating or room.last_offset > room.inbound_offset)
+        ]
 
     def _current_lease(self, room_id: str, owner: str | None, epoch: int) -> _Lease:
         room = self._rooms.get(room_id)
@@ -472,7 +507,7 @@ class EmbeddedBackend:
         for player in unseated:
             room.seated.discard(player)
 
-    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
+    async def read_events(self, room_id: str, after: int, limit: int | None = None) -> Sequence[OutEvent]:
         """Committed events with seq > after; HistoryGoneError when some are out of the window."""
         self._check_open()
         room = self._room(room_id)
@@ -484,7 +519,8 @@ class EmbeddedBackend:
                 f"room {room_id!r} keeps events from seq {oldest} on; events after {after} are gone: "
                 "rejoin the room instead of resuming"
             )
-        return list(islice(room.history, after + 1 - oldest, None))
+        start = after + 1 - oldest
+        return list(islice(room.history, start, None if limit is None else start + max(limit, 0)))
 
     def subscribe(self, room_id: str, callback: Callable[[Published], None]) -> Unsubscribe:
         """Call `callback` synchronously inside each later commit of the room, in order."""

@@ -143,12 +143,18 @@ class Commit(msgspec.Struct, frozen=True):
 
 
 class Published(msgspec.Struct, frozen=True):
-    """What a subscriber receives for each commit, in commit order."""
+    """What a subscriber receives for each commit, in commit order.
+
+    `lost` is (first, last): committed events with these seqs that this subscriber can no
+    longer be given (missed on the way and trimmed from the history since); they come before
+    `events`. None, the usual case: nothing lost, `events` continue what was delivered before.
+    """
 
     room: str
     events: tuple[OutEvent, ...]
     receipts: tuple[Receipt, ...] = ()
     ended: str | None = None
+    lost: tuple[int, int] | None = None
 
 
 class Loaded(msgspec.Struct, frozen=True):
@@ -175,3 +181,4 @@ class RoomRecord(msgspec.Struct, frozen=True):
     created_at: float = 0.0
     code_version: str = ""
     worker: str | None = None
+    hibernating: bool = False  # read-only: the backend's mark (Backend.hibernate), not stored here

@@ -7,7 +7,8 @@ cluster); `?cluster=1` / `?cluster=0` in the URL forces it either way.
 Key layout (`_redis_scripts.py`; `<ns>` is the namespace, every room key tagged `{r:<id>}` so a
 cluster keeps the whole room in one slot and every room script touches one slot):
 
-    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation
+    <ns>:{r:<id>}:meta     hash    record, type, max_players, players, last input offset, incarnation,
+                                   last lease epoch, hibernating mark
     <ns>:{r:<id>}:in       stream  inbound inputs, entry id 0-<offset> (offsets from 1)
     <ns>:{r:<id>}:out      stream  history: events, entry id 0-<seq>, exactly the last `history`
     <ns>:{r:<id>}:log      stream  commit log: entry 0-<commit number> -> seq range + receipts
@@ -28,9 +29,12 @@ Guarantees and choices (the conformance suite asserts the shared ones):
   trim, trim of consumed inputs, seat release for `joined`, players count, commit log entry and
   SPUBLISH of the encoded Published, all or nothing. An `ended` commit publishes and then deletes
   the room like `delete_room`.
-* Epochs come from one counter per namespace (INCR, then the acquire script), so they grow
-  across delete and re-create of a room id; a lease's epoch stays current after expiry until
-  someone else acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
+* Epochs: the acquire script takes max(a fresh value of the namespace counter, the room's last
+  epoch + 1), so a room's epochs strictly increase whatever order concurrent acquisitions
+  reach Redis in (the counter INCR is a separate call: the counter lives in the namespace's
+  slot) and even if the counter went back; the counter keeps them growing across delete and
+  re-create of a room id. A lease's epoch stays current after expiry until someone else
+  acquires. Lease and seat times are Redis server time (`TIME`), not client clocks.
 * Live delivery: the commit script publishes `<incarnation>:<commit number>|<Published>`.
   Pub/sub may lose messages on a reconnect; each room feed (`_redis_feed.py`) detects a
   skipped commit number, and after every (re)subscription it reads what it missed from the
@@ -45,7 +49,10 @@ Guarantees and choices (the conformance suite asserts the shared ones):
 * `watch_inputs` is told about appends to rooms with no live lease (and new rooms, and a
   lease released while inputs wait): a lease holder reads its room itself, so wakeups cost
   nothing per message of a running room. Wakeups lost while the pub/sub link is down are not
-  replayed: workers should also sweep `list_rooms` for rooms with expired leases.
+  replayed: workers also sweep `rooms_to_run` (one `due.lua` per room, pipelined), which
+  lists a room with input above its committed offset even when it is marked hibernating.
+* `hibernate` (`hibernate.lua`) checks the lease epoch, marks the room hibernating (meta `h`)
+  and deletes the lease in one script; `acquire.lua` clears the mark.
 * `read_inputs` reads with one script, then waits with XREAD BLOCK (in slices of at most 5 s,
   re-checking that the room exists in between); `delete_room` leaves a tombstone entry that wakes
   waiting readers, which then raise RoomNotFoundError.
@@ -65,6 +72,12 @@ import msgspec
 from redis.asyncio import Redis
 
 from roomwire.backends._redis_client import CALL_TIMEOUT_S, Client, connect, engine_call
+from roomwire.backends._redis_durability import (
+    DurabilityOptions,
+    WaitMonitor,
+    read_server_settings,
+    wait_command,
+)
 from roomwire.backends._redis_live import LiveDelivery
 from roomwire.backends._redis_scripts import NamespaceKeys, RoomKeys, Scripts, entry_fields, entry_number
 from roomwire.backends.base import Unsubscribe
@@ -108,6 +121,8 @@ class RedisBackend:
         query = dict(parse_qsl(parts.query))
         cluster = query.pop("cluster", None)
         query.pop("namespace", None)  # roomwire's, not redis-py's
+        self.durability = DurabilityOptions.pop_from(query)
+        self._wait_monitor = WaitMonitor(self.durability)
         self.url = urlunsplit(parts._replace(query=urlencode(query)))
         self.namespace = namespace
         self._force_cluster = None if cluster is None else cluster.lower() in ("1", "true", "yes")
@@ -148,6 +163,11 @@ class RedisBackend:
         connected = await connect(
             self.url, force_cluster=self._force_cluster, pubsub_client_name=self.pubsub_client_name
         )
+        try:
+            await read_server_settings(connected.client, connected.is_cluster, self.durability)
+        except BaseException:
+            await connected.client.aclose()
+            raise
         self._client = connected.client
         self._loop = asyncio.get_running_loop()  # Python 3.11: each get_running_loop() is a getpid()
         self._is_cluster = connected.is_cluster
@@ -199,6 +219,19 @@ class RedisBackend:
         async with engine_call():
             return await script(keys=keys, args=args)
 
+    async def _run_and_wait(self, script: Any, keys: list[str], *args: Any) -> Any:
+        """Run a writing script, then WAIT / WAITAOF on the same connection (they count its writes)."""
+        options = self.durability
+        client = self._open_client()
+        # A pipeline without MULTI: one connection, commands in order.
+        timeout_s = CALL_TIMEOUT_S + options.wait_timeout_ms / 1000
+        async with engine_call(timeout_s), client.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.execute_command(*wait_command(options))
+            result, answer = await pipe.execute()
+        self._wait_monitor.check(keys[0], answer)
+        return result
+
     # --- registry -----------------------------------------------------------------------------
 
     async def create_room(self, record: RoomRecord, first_input: Input) -> None:
@@ -236,9 +269,12 @@ class RedisBackend:
     def _record(raw: Any) -> RoomRecord | None:
         if not raw:
             return None
-        record, players, reserved = raw
+        record, players, reserved, hibernating = raw
         return msgspec.structs.replace(
-            _decode_record(record), players=int(players or 0), reserved=int(reserved)
+            _decode_record(record),
+            players=int(players or 0),
+            reserved=int(reserved),
+            hibernating=hibernating == b"1",
         )
 
     async def list_rooms(self, room_type: str | None = None) -> list[RoomRecord]:
@@ -251,7 +287,7 @@ class RedisBackend:
         for start in range(0, len(ids), _LIST_BATCH):
             chunk = ids[start : start + _LIST_BATCH]
             async with engine_call():
-                raws = await self._get_rooms(client, scripts, chunk)
+                raws = await self._per_room(client, scripts.room, chunk)
             for room_id, raw in zip(chunk, raws, strict=True):
                 record = self._record(raw)
                 if record is not None:
@@ -260,14 +296,15 @@ class RedisBackend:
                     await self._run(scripts.unregister, [self._keys.rooms, index], room_id)
         return rooms
 
-    async def _get_rooms(self, client: Client, scripts: Scripts, ids: list[str]) -> list[Any]:
+    async def _per_room(self, client: Client, script: Any, ids: list[str]) -> list[Any]:
+        """Run a room script once per room: pipelined, or concurrently on a cluster."""
         if isinstance(client, Redis):
             async with client.pipeline(transaction=False) as pipe:
                 for room_id in ids:
-                    await scripts.room(keys=self._keys.room(room_id).all(), client=pipe)
+                    await script(keys=self._keys.room(room_id).all(), client=pipe)
                 return await pipe.execute()
         # Cluster: the rooms live in different slots; one round trip each, concurrently.
-        return list(await asyncio.gather(*(scripts.room(keys=self._keys.room(r).all()) for r in ids)))
+        return list(await asyncio.gather(*(script(keys=self._keys.room(r).all()) for r in ids)))
 
     async def delete_room(self, room_id: str) -> None:
         """Remove the room and everything stored for it; no-op when it does not exist."""
@@ -379,7 +416,7 @@ class RedisBackend:
         taken = await self._run(scripts.acquire, self._keys.room(room_id).all(), owner, _ms(ttl_s), epoch)
         if taken == -1:
             raise _not_found(room_id)
-        return epoch if taken == 1 else None
+        return int(taken) if taken > 0 else None
 
     async def renew_lease(self, room_id: str, owner: str, epoch: int, ttl_s: float) -> None:
         """Extend the lease to ttl_s from now; StaleLeaseError when `epoch` is not current."""
@@ -395,6 +432,32 @@ class RedisBackend:
         await self._run(
             scripts.release, self._keys.room(room_id).all(), owner, epoch, self._keys.wake, room_id
         )
+
+    async def hibernate(self, room_id: str, owner: str, epoch: int) -> bool:
+        """Mark the room hibernating and release its lease (one script) if (owner, epoch) is
+        current; wakes watchers when inputs wait. False when stale or gone."""
+        scripts = self._open_scripts()
+        await self._settle(room_id, wake=True)
+        done = await self._run(
+            scripts.hibernate, self._keys.room(room_id).all(), owner, epoch, self._keys.wake, room_id
+        )
+        return bool(done)
+
+    async def rooms_to_run(self) -> list[str]:
+        """Rooms without a live lease that are not hibernating or have pending input.
+
+        One `due.lua` per registered room, pipelined in batches (as `list_rooms`).
+        """
+        client, scripts = self._open_client(), self._open_scripts()
+        async with engine_call():
+            ids = [raw.decode() for raw in cast(list[bytes], await client.zrange(self._keys.rooms, 0, -1))]
+        due: list[str] = []
+        for start in range(0, len(ids), _LIST_BATCH):
+            chunk = ids[start : start + _LIST_BATCH]
+            async with engine_call():
+                flags = await self._per_room(client, scripts.due, chunk)
+            due.extend(room_id for room_id, flag in zip(chunk, flags, strict=True) if flag == 1)
+        return due
 
     # --- journal ------------------------------------------------------------------------------
 
@@ -430,7 +493,7 @@ class RedisBackend:
         removed = [r.player for r in receipts if r.kind == "removed"]
         published = Published(room=room_id, events=events, receipts=receipts, ended=commit.ended)
         await self._settle(room_id, wake=False)
-        result = await self._run(
+        result = await (self._run_and_wait if self.durability.waits else self._run)(
             scripts.commit,
             self._keys.room(room_id).all(),
             epoch,
@@ -468,14 +531,15 @@ class RedisBackend:
         if len(result) == 3:  # ended: the room's keys are gone; now its registry entry
             await self._unregister(room_id, result[2].decode())
 
-    async def read_events(self, room_id: str, after: int) -> Sequence[OutEvent]:
+    async def read_events(self, room_id: str, after: int, limit: int | None = None) -> Sequence[OutEvent]:
         """Committed events with seq > after; HistoryGoneError when some are out of the window.
 
         Raises RoomNotFoundError.
         """
         scripts = self._open_scripts()
         after = max(after, 0)
-        found = await self._run(scripts.events, self._keys.room(room_id).all(), after)
+        count = 0 if limit is None else max(limit, 1)  # 0: no limit (events.lua)
+        found = await self._run(scripts.events, self._keys.room(room_id).all(), after, count)
         if found == -1:
             raise _not_found(room_id)
         last_seq, entries = found

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -45,10 +46,16 @@ class BenchResult:
     sent: int = 0
     acked: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    error_samples: dict[str, str] = field(default_factory=dict)  # the first message of each kind
     latencies_ms: list[float] = field(default_factory=list)
     events: int = 0
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Messages refused, timed out or lost."""
+        return sum(self.errors.values())
 
     def percentile(self, p: float) -> float:
         """The p-th percentile of the ack latencies, in ms (0 when there are none)."""
@@ -131,6 +138,7 @@ async def _one(room: Room, plan: BenchPlan, result: BenchResult) -> None:
     except ClientError as exc:
         name = type(exc).__name__
         result.errors[name] = result.errors.get(name, 0) + 1
+        result.error_samples.setdefault(name, str(exc))
         return
     result.acked += 1
     result.latencies_ms.append((time.perf_counter() - started) * 1000)
@@ -147,6 +155,25 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def verdict(result: BenchResult, max_failed_pct: float) -> str | None:
+    """Why the run does not measure the game (nothing acknowledged, too many failures), or None."""
+    if result.sent == 0:
+        return "no message was sent"
+    kinds = "; ".join(
+        f"{name} x{count} (e.g. {result.error_samples.get(name, '?')})"
+        for name, count in sorted(result.errors.items(), key=lambda kv: -kv[1])
+    )
+    if result.acked == 0:
+        return f"none of the {result.sent} messages was acknowledged: {kinds or 'no answer'}"
+    failed_pct = result.failed / result.sent * 100
+    if failed_pct > max_failed_pct:
+        return (
+            f"{result.failed} of {result.sent} messages failed ({failed_pct:.1f}% > --max-failed "
+            f"{max_failed_pct:g}%): {kinds}"
+        )
+    return None
+
+
 def render(plan: BenchPlan, result: BenchResult) -> Table:
     """The result as a rich table."""
     table = Table(
@@ -156,17 +183,22 @@ def render(plan: BenchPlan, result: BenchResult) -> Table:
     table.add_column("value", justify="right")
     elapsed = max(result.elapsed_s, 1e-9)
     rows = [
-        ("message", f"{plan.message} {json.dumps(plan.data)}"),
+        ("message", escape(f"{plan.message} {json.dumps(plan.data)}")),
         ("sent / acked", f"{result.sent} / {result.acked}"),
-        ("errors", ", ".join(f"{k}: {v}" for k, v in sorted(result.errors.items())) or "0"),
+        ("errors", escape(", ".join(f"{k}: {v}" for k, v in sorted(result.errors.items())) or "0")),
         ("acked per second", f"{result.acked / elapsed:,.0f}"),
         ("events delivered per second", f"{result.events / elapsed:,.0f}"),
-        ("ack latency p50", f"{result.percentile(50):.2f} ms"),
-        ("ack latency p99", f"{result.percentile(99):.2f} ms"),
-        ("ack latency p99.9", f"{result.percentile(99.9):.2f} ms"),
-        ("ack latency max", f"{max(result.latencies_ms, default=0):.2f} ms"),
+        ("ack latency p50", _ms(result, 50)),
+        ("ack latency p99", _ms(result, 99)),
+        ("ack latency p99.9", _ms(result, 99.9)),
+        ("ack latency max", _ms(result, 100)),
         ("bots' own CPU", f"{result.cpu_s / elapsed * 100:.0f}% of one core"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _ms(result: BenchResult, p: float) -> str:
+    # No acknowledged message, no latency: a 0.00 here once read as a very fast server.
+    return f"{result.percentile(p):.2f} ms" if result.latencies_ms else "-"

@@ -4,9 +4,9 @@ The process claims no room itself. It watches which versions live rooms need and
 interpreter per version (`roomwire serve <bundle folder>/<entry> --role worker`, pinned to that
 version as every served worker is), so two versions' modules never share an interpreter:
 
-* a version is needed while a room of it is live and not hibernating, or as soon as input
-  arrives for a hibernating one (`watch_inputs`; the hibernation mark is then cleared, so the
-  new child's first sweep claims the room);
+* a version is needed while a room of it is live and not hibernating, or a hibernating one has
+  pending input (`Backend.rooms_to_run`; `watch_inputs` makes the parent look at once, and the
+  new child's first sweep finds the room through `rooms_to_run` too);
 * its bundle is loaded from the engine and verified (`load_bundle`: unchanged since its deploy,
   and signed when ROOMWIRE_DEPLOY_KEY is set), its requirements checked against this
   environment, and its files written to a fresh temporary folder; a refused bundle is logged
@@ -38,7 +38,6 @@ from roomwire.cli.deploy import write_files
 from roomwire.errors import BackendError, DeployError
 from roomwire.runtime.bundle import Bundle, check_requirements, pack
 from roomwire.runtime.versions import load_bundle
-from roomwire.runtime.worker import hibernation_key
 
 log = logging.getLogger("roomwire.generic")
 
@@ -80,7 +79,6 @@ class GenericWorker:
     idle_s: float = VERSION_IDLE_S
     children: dict[str, _Child] = field(default_factory=dict)
     _backoff: dict[str, _Backoff] = field(default_factory=dict)
-    _woken: set[str] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _entry: dict[str, tuple[str, str]] = field(default_factory=dict)  # version -> (entry, App attribute)
 
@@ -101,22 +99,17 @@ class GenericWorker:
             await asyncio.gather(*(self._stop(v, "shutting down") for v in list(self.children)))
 
     def _on_input(self, room_id: str) -> None:
-        self._woken.add(room_id)
-        self._wake.set()
+        self._wake.set()  # look now: the room may be of a version no child runs
 
     async def reconcile(self) -> None:
         """Start children for needed versions and stop those of versions no room needs."""
-        woken, self._woken = self._woken, set()
+        waiting = set(await self.backend.rooms_to_run())  # no live lease, and awake or with input
         needed: dict[str, int] = {}
         for record in await self.backend.list_rooms():
             version = record.code_version
             if not version:
                 continue  # from before versions: only a worker started with the app's files runs it
-            running = self._running(version)
-            if record.id in woken and not running:
-                # Cleared so the new child's first sweep claims the room the input is waiting in.
-                await self.backend.kv_delete(hibernation_key(record.id))
-            elif await self.backend.kv_get(hibernation_key(record.id)) is not None:
+            if record.hibernating and record.id not in waiting:
                 continue
             needed[version] = needed.get(version, 0) + 1
         now = time.monotonic()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from roomwire.app import App
 from roomwire.backends.base import Backend
-from roomwire.gateway.asgi import Gateway, Receive, Scope, Send, run_lifespan
+from roomwire.gateway.asgi import Gateway, GatewaySettings, Receive, Scope, Send, run_lifespan
 
 log = logging.getLogger("roomwire.cli")
 
@@ -26,6 +26,8 @@ class HotSwap:
         # One secret for every reload: seats and tokens issued before a reload stay valid.
         self._secret = secret or secrets.token_urlsafe(32)
         self.gateway: Gateway | None = None
+        # The first app's connection limits: uvicorn_config reads the HTTP ones once, at start.
+        self.settings: GatewaySettings | None = None
 
     async def start(self) -> None:
         """Open the backend and serve the app."""

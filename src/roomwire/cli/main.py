@@ -31,6 +31,7 @@ from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
+from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
 from roomwire.errors import DeployError, RoomwireError
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
@@ -47,7 +48,8 @@ EMBEDDED = ("memory", "sqlite")
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    # Messages carry user text (paths, URLs, `pip install 'roomwire[redis]'`): never rich markup.
+    console.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(code)
 
 
@@ -77,15 +79,28 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port for HTTP and WebSocket.")
 @click.option("--data", default=None, help="SQLite file that keeps rooms across restarts (default: memory).")
+@click.option(
+    "--synchronous",
+    type=click.Choice(["normal", "full"]),
+    default="normal",
+    show_default=True,
+    help="With --data: full fsyncs every commit, so it also survives an OS crash or power loss.",
+)
 @click.option("--app", "app_name", default=None, help="Name of the App object when the file has several.")
 @click.option("--reload/--no-reload", default=True, show_default=True, help="Reload on save, keeping rooms.")
-@click.option("--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret (default: random).")
+@click.option(
+    "--secret",
+    envvar="ROOMWIRE_SECRET",
+    default=None,
+    help="Token secret (default: kept in DATA.secret with --data, else random per start).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def run(
     app_path: str,
     host: str,
     port: int,
     data: str | None,
+    synchronous: str,
     app_name: str | None,
     reload: bool,
     secret: str | None,
@@ -98,7 +113,9 @@ def run(
     except AppLoadError as exc:
         _fail(str(exc))
         return
-    backend = backend_from_url(f"sqlite:///{Path(data).resolve()}" if data else "memory://")
+    backend = backend_from_url(
+        f"sqlite:///{Path(data).resolve()}?synchronous={synchronous}" if data else "memory://"
+    )
     loads = iter([first])
 
     def load() -> App:
@@ -106,7 +123,18 @@ def run(
 
     if secret is not None and len(secret) < 16:
         _fail("--secret / ROOMWIRE_SECRET must be at least 16 characters")
+    if secret is None and data and not first.has_secret:
+        # Rooms in the file outlive this process: so must the tokens and rejoin seats of their
+        # players, or a restart signs everybody out.
+        try:
+            secret, created = load_or_create_secret(Path(data).resolve())
+        except SecretFileError as exc:
+            _fail(str(exc))
+            return
+        verb = "created" if created else "using"
+        console.print(escape(f"token secret: {verb} {secret_path(Path(data))} (keep it private)"))
     hot = HotSwap(backend, load, secret)
+    hot.settings = first.settings
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
     _run_loop(
@@ -180,6 +208,15 @@ def serve(
             app.use_secret(secret)
         except ValueError as exc:
             _fail(f"--secret / ROOMWIRE_SECRET: {exc}")
+    path = getattr(backend, "path", None)
+    if not app.has_secret and backend.name == "sqlite" and isinstance(path, str):
+        # One process with a data file: keep the secret with the rooms, as `roomwire run --data`.
+        try:
+            kept, _ = load_or_create_secret(Path(path).resolve())
+        except SecretFileError as exc:
+            _fail(str(exc))
+            return
+        app.use_secret(kept)
     if not app.has_secret and role != "all":
         _fail("several processes must sign seats with one secret: pass --secret or set ROOMWIRE_SECRET")
     if backend.name in EMBEDDED and role != "all":
@@ -466,14 +503,28 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
 @click.argument("app_path", metavar="APP.py")
 @click.option("--url", default=None, help="A running server to use (default: start APP.py on a free port).")
 @click.option("--room-type", default=None, help="Room type to play (default: the app's first).")
-@click.option("--message", "message", default=None, help="Message type the bots send (default: the first).")
-@click.option("--data", default="{}", show_default=True, help="JSON data of each message.")
+@click.option(
+    "--message",
+    "message",
+    default=None,
+    help="Message type the bots send (default: the first that needs no data, else the first).",
+)
+@click.option(
+    "--data", default=None, help="JSON data of each message (default: made up from the handler's schema)."
+)
 @click.option("--rooms", default=4, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--players", default=4, show_default=True, type=click.IntRange(1, 1_000), help="Per room.")
 @click.option(
     "--rate", default=5.0, show_default=True, type=click.FloatRange(0.1, 1000), help="Msg/s per bot."
 )
 @click.option("--duration", default=10.0, show_default=True, type=click.FloatRange(1, 3600), help="Seconds.")
+@click.option(
+    "--max-failed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 100),
+    help="Exit 1 when more than this percentage of messages fails (always when none is acknowledged).",
+)
 @click.option("--codec", type=click.Choice(["json", "msgpack"]), default="json", show_default=True)
 @click.option("--app", "app_name", default=None)
 def bench(
@@ -481,34 +532,35 @@ def bench(
     url: str | None,
     room_type: str | None,
     message: str | None,
-    data: str,
+    data: str | None,
     rooms: int,
     players: int,
     rate: float,
     duration: float,
+    max_failed: float,
     codec: str,
     app_name: str | None,
 ) -> None:
-    """Run bots against APP.py and print latency and throughput (ack round trip, events/s)."""
-    from roomwire.cli.bench import BenchPlan, render, run_bench
+    """Run bots against APP.py and print latency and throughput (ack round trip, events/s).
+
+    Exits 1, saying why, when no message was acknowledged or more than --max-failed percent failed.
+    """
+    from roomwire.cli._bench_message import BenchMessageError, choose_message
+    from roomwire.cli.bench import BenchPlan, render, run_bench, verdict
 
     try:
         app = load_app(app_path, app_name)
-        payload = json.loads(data)
     except AppLoadError as exc:
         _fail(str(exc))
-        return
-    except json.JSONDecodeError as exc:
-        _fail(f"--data is not JSON: {exc}")
         return
     type_name = room_type or next(iter(app.room_types), None)
     if type_name not in app.room_types:
         _fail(f"no room type {type_name!r}; the app has: {', '.join(app.room_types) or 'none'}")
         return
-    handlers = app.room_types[type_name].handlers
-    msg_type = message or next(iter(handlers), None)
-    if msg_type not in handlers:
-        _fail(f"room type {type_name!r} has no handler for {msg_type!r}; it has: {', '.join(handlers)}")
+    try:
+        chosen_message = choose_message(app.room_types[type_name], message, data)
+    except BenchMessageError as exc:
+        _fail(str(exc))
         return
     if players > app.room_types[type_name].policy.max_players:
         _fail(f"--players {players} exceeds the room type's max_players")
@@ -524,7 +576,9 @@ def bench(
             _fail("the app did not start; run it with `roomwire run` to see why")
             return
     chosen: CodecName = "msgpack" if codec == "msgpack" else "json"
-    plan = BenchPlan(url, type_name, msg_type, payload, rooms, players, rate, duration, chosen)
+    plan = BenchPlan(
+        url, type_name, chosen_message.type, chosen_message.data, rooms, players, rate, duration, chosen
+    )
     try:
         result = asyncio.run(run_bench(plan, console))
     finally:
@@ -535,6 +589,15 @@ def bench(
             except subprocess.TimeoutExpired:
                 server.kill()
     Console(highlight=False).print(render(plan, result))
+    failure = verdict(result, max_failed)
+    if failure is not None:
+        hint = (
+            " The data was made up from the handler's schema; pass a message your game accepts from"
+            " every bot at any time with --message TYPE --data JSON."
+            if chosen_message.derived and chosen_message.data is not None
+            else ""
+        )
+        _fail(f"bench failed: {failure}.{hint}")
 
 
 def _wait_for_port(host: str, port: int, timeout_s: float) -> bool:
@@ -576,7 +639,9 @@ async def _serve(
             await asyncio.sleep(0.05)
         # Started after the gateway's startup opened the backend.
         tasks.extend(asyncio.create_task(start()) for start in background)
-        console.print(f"roomwire {roomwire.__version__}: serving {what} at [bold]http://{shown}:{port}[/]")
+        console.print(
+            f"roomwire {roomwire.__version__}: serving {escape(what)} at [bold]http://{shown}:{port}[/]"
+        )
 
     tasks.append(asyncio.create_task(announce()))
     if watch is not None and isinstance(asgi, HotSwap):
@@ -600,9 +665,12 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
         try:
             await hot.reload()
         except AppLoadError as exc:
-            console.print(f"[bold red]reload failed[/] ({names}); still serving the previous code:\n{exc}")
+            console.print(
+                f"[bold red]reload failed[/] ({escape(names)}); still serving the previous code:\n"
+                + escape(str(exc))
+            )
             continue
-        console.print(f"reloaded after a change in {names}; rooms kept their state")
+        console.print(f"reloaded after a change in {escape(names)}; rooms kept their state")
 
 
 async def _work(
@@ -631,8 +699,10 @@ async def _work(
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
     console.print(
-        f"roomwire {roomwire.__version__}: worker {worker.id} running app {escape(repr(app.name))} "
-        f"version {app.version}"
+        escape(
+            f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r} "
+            f"version {app.version}"
+        )
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,9 +2,8 @@
 
 What it reads, all through the Backend interface:
 
-* `list_rooms()`: every live room, its type and seated players;
-* `kv_scan("rw:hibernating:")`: the rooms a worker evicted from memory (runtime/worker.py marks
-  them before it releases their lease);
+* `list_rooms()`: every live room, its type, seated players and hibernation mark (a worker
+  evicted it from memory: `Backend.hibernate`);
 * `kv_scan("rw:gateway:")`: the live gateways (runtime/presence.py: each keeps its key renewed);
 * `kv_scan("rw:worker:")`: one report per live worker. Workers started by `roomwire serve`
   publish `Worker.stats()` there every PUBLISH_INTERVAL_S, with a ttl of REPORT_TTL_S, so a
@@ -27,12 +26,13 @@ from typing import Literal
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from roomwire.backends.base import Backend
 from roomwire.errors import BackendError
 from roomwire.runtime.presence import PRESENCE_PREFIX
-from roomwire.runtime.worker import Worker, hibernation_key
+from roomwire.runtime.worker import Worker
 
 __all__ = [
     "PUBLISH_INTERVAL_S",
@@ -54,7 +54,6 @@ __all__ = [
 log = logging.getLogger("roomwire.status")
 
 WORKER_PREFIX = "rw:worker:"
-HIBERNATING_PREFIX = hibernation_key("")
 PUBLISH_INTERVAL_S = 1.0
 REPORT_TTL_S = 3.0  # three missed reports: the worker is taken for gone
 
@@ -188,7 +187,6 @@ async def read_status(
 ) -> Status:
     """Read rooms, hibernation marks and worker reports from the backend and combine them."""
     records = await backend.list_rooms(room_type)
-    hibernating = {key[len(HIBERNATING_PREFIX) :] for key in await backend.kv_scan(HIBERNATING_PREFIX)}
     reports: list[WorkerReport] = []
     for key, raw in (await backend.kv_scan(WORKER_PREFIX)).items():
         try:
@@ -206,7 +204,7 @@ async def read_status(
         room = RoomStatus(
             id=record.id,
             type=record.type,
-            state="hibernating" if record.id in hibernating else "waiting",
+            state="hibernating" if record.hibernating else "waiting",
             worker=None,
             players=record.players,
             max_players=record.max_players,
@@ -273,7 +271,7 @@ def render_status(status: Status, console: Console) -> None:
         for name in ("worker", "rooms", "events/s", "report age s"):
             workers.add_column(name, no_wrap=True)
         for w in status.workers:
-            workers.add_row(w.id, str(w.rooms), f"{w.events_per_s:g}", f"{w.report_age_s:.1f}")
+            workers.add_row(escape(w.id), str(w.rooms), f"{w.events_per_s:g}", f"{w.report_age_s:.1f}")
         console.print(workers)
     if status.rooms:
         rooms = Table(title="rooms", title_justify="left")
@@ -285,11 +283,12 @@ def render_status(status: Status, console: Console) -> None:
         for name in ("players", "conn", "events/s", "inputs/s", "cpu ms"):
             rooms.add_column(name, justify="right", no_wrap=True)
         for r in status.rooms:
+            # Ids and type names come from users (`--worker-id`, room types): cells are markup.
             rooms.add_row(
-                r.id,
-                r.type,
+                escape(r.id),
+                escape(r.type),
                 f"[{_STATE_STYLE[r.state]}]{r.state}[/]",
-                r.worker or "-",
+                escape(r.worker or "-"),
                 f"{r.players}/{r.max_players}",
                 _optional(r.connected),
                 _optional(r.events_per_s),

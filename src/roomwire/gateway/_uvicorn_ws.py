@@ -10,6 +10,7 @@ paused by flow control, or the server is not this one, the gateway uses ordinary
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +20,13 @@ from websockets.datastructures import Headers
 from websockets.frames import Opcode
 
 from roomwire.gateway._inbound import InboundQueue
+from roomwire.gateway._limits import LogBudget
+from roomwire.protocol.codes import CloseCode
 
 EXTENSION = "roomwire.direct_write"
+# uvicorn builds this protocol by import path, with nothing per server to hold a log budget:
+# one per process, like the logger it writes to.
+_invalid_text = LogBudget(logging.getLogger("roomwire.gateway"))
 
 Receiver = Callable[[str | bytes], bool]
 """Takes a complete message (str for text, bytes for binary); False: queue it for receive()."""
@@ -126,6 +132,15 @@ class WriteGate:
         return True
 
 
+def _is_utf8(frames: list[bytes]) -> bool:
+    # A second decode of what uvicorn then decodes: about a microsecond per kilobyte of ASCII.
+    try:
+        (frames[0] if len(frames) == 1 else b"".join(frames)).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's protocol, advertising the direct-write extension in every WebSocket scope.
 
@@ -148,10 +163,14 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
             try:
                 message = data.decode() if self.curr_msg_data_type == "text" else data
             except UnicodeDecodeError:
-                message = None  # uvicorn's path below closes with 1007
-            if message is not None and handler(message):
+                self._refuse_invalid_text()
+                return
+            if handler(message):
                 self.frames = []
                 return
+        elif self.curr_msg_data_type == "text" and not self.close_sent and not _is_utf8(self.frames):
+            self._refuse_invalid_text()
+            return
         paused = self.read_paused
         self.read_paused = True  # uvicorn's method pauses reading after every message unless paused
         super().send_receive_event_to_app()
@@ -159,6 +178,16 @@ class RoomwireWebSocketProtocol(WebSocketsSansIOProtocol):
         if not paused and self.queue.is_full():
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _refuse_invalid_text(self) -> None:
+        """Close 1007 for a text frame that is not UTF-8 (RFC 6455 section 8.1), with one log line.
+
+        uvicorn's own path logs a full traceback per frame: a client could fill the log.
+        """
+        self.frames = []
+        _invalid_text.info("closed a WebSocket from %s with 1007: text frame is not UTF-8", self.client)
+        self.conn.send_close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
+        self.handle_parser_exception()
 
     async def receive(self) -> Any:
         message = await self.queue.get()

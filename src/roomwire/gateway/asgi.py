@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
@@ -21,10 +22,14 @@ from roomwire.errors import (
     MessageTooLargeError,
     NotJoinedError,
     RateLimitedError,
+    RequestTimeoutError,
+    RequestTooLargeError,
     RoomClosedError,
     RoomNotFoundError,
     RoomwireError,
 )
+from roomwire.gateway._http_limits import BodyLimits, limit_error_handler
+from roomwire.gateway._limits import ClientBounds, LogBudget
 from roomwire.gateway._uvicorn_ws import EXTENSION as DIRECT_WRITE
 from roomwire.gateway.auth import TokenSigner
 from roomwire.gateway.connection import Connection, WriteBatch
@@ -76,6 +81,21 @@ class GatewaySettings:
     rejoin_ttl_s: float = 6 * 3600.0  # caps each room type's rejoin_ttl_s (RoomPolicy)
     # Gateway presence TTL: workers disconnect a dead gateway's players 7/6 to 2 TTL after it died.
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+    # Promise 7 at the edges (issue #10, items 11-13 and 16); docs/protocol.md section 12.
+    # HTTP, lobby and app routes alike: body size (413), time for the body and for the request
+    # head (408 / closed), size of the head (431).
+    max_body_bytes: int = 64 * 1024
+    body_timeout_s: float = 10.0
+    head_timeout_s: float = 10.0
+    max_head_bytes: int = 32 * 1024
+    max_meta_bytes: int = 4 * 1024  # a room's meta, encoded as JSON (413)
+    # joins and leaves per connection per second, bursts of two seconds' worth; far over: 4004
+    join_rate_per_s: float = 10.0
+    rooms_per_player_per_min: int | None = 30  # lobby room creations per player (429)
+    max_connections_per_player: int | None = 8  # connections in rooms as one player, per gateway
+    max_connections_per_ip: int | None = None  # open connections per client address, per gateway
+    # With allowed_origins set: let clients that send no Origin (non-browser SDKs, bots) in.
+    allow_missing_origin: bool = False
 
 
 class Limiter:
@@ -130,10 +150,27 @@ class Gateway:
         self.id = new_gateway_id()
         self.code_version = code_version
         self.lobby = Lobby(
-            backend, room_types, signer, authenticate, guests=guests, code_version=code_version
+            backend,
+            room_types,
+            signer,
+            authenticate,
+            guests=guests,
+            code_version=code_version,
+            max_meta_bytes=self.settings.max_meta_bytes,
+            rooms_per_player_per_min=self.settings.rooms_per_player_per_min,
         )
         self.lobby_data = LobbyData(backend)
-        self.http = Starlette(routes=[*self.lobby.routes(), *routes])
+        self.http = BodyLimits(
+            Starlette(
+                routes=[*self.lobby.routes(), *routes],
+                exception_handlers={
+                    RequestTooLargeError: limit_error_handler,
+                    RequestTimeoutError: limit_error_handler,
+                },
+            ),
+            max_body_bytes=self.settings.max_body_bytes,
+            body_timeout_s=self.settings.body_timeout_s,
+        )
         self.worker = (
             Worker(
                 room_types,
@@ -158,6 +195,13 @@ class Gateway:
         self._presence: asyncio.Task[None] | None = None
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Promise 7: per-connection join/leave rate, connections per player and per address.
+        self._bounds = ClientBounds(
+            functools.partial(Limiter, self.settings.join_rate_per_s),
+            max_per_player=self.settings.max_connections_per_player,
+            max_per_address=self.settings.max_connections_per_ip,
+        )
+        self._refusals = LogBudget(log)  # a refused client may retry as fast as it likes
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -236,14 +280,15 @@ class Gateway:
         if message["type"] != "websocket.connect":
             return
         settings = self.settings
-        if settings.allowed_origins is not None:
-            origin = _header(scope, b"origin")
-            if origin not in settings.allowed_origins:
-                log.info("refused a connection from origin %r", origin)
-                await send(
-                    {"type": "websocket.close", "code": CloseCode.POLICY, "reason": "origin not allowed"}
-                )
-                return
+        if not self._origin_allowed(scope):
+            await send({"type": "websocket.close", "code": CloseCode.POLICY, "reason": "origin not allowed"})
+            return
+        address = _client_address(scope)
+        if not self._bounds.can_open(address):
+            reason = f"too many connections from this address (limit {settings.max_connections_per_ip})"
+            self._refusals.info("refused a connection from %s: %s", address, reason)
+            await _refuse_upgrade(scope, send, reason)
+            return
         offered: list[str] = list(scope.get("subprotocols") or [])
         chosen = next((p for p in offered if p in SUBPROTOCOLS), None)
         if offered and chosen is None:
@@ -267,6 +312,7 @@ class Gateway:
         )
         conn.start_writer()
         self._conns[conn.id] = conn
+        self._bounds.opened(address)
         direct = conn.direct
         # Only when `receive` is the protocol's own: middleware that wraps it must see every message.
         if direct is not None and self._append_now is not None and direct.feeds(receive):
@@ -295,7 +341,22 @@ class Gateway:
             if direct is not None:
                 direct.receive_with(None)
             del self._conns[conn.id]
+            self._bounds.closed(conn, address)
             await self._on_disconnect(conn)
+
+    def _origin_allowed(self, scope: Scope) -> bool:
+        """The Origin rule (docs/deployment.md): with an allow-list, a browser's Origin must be on
+        it; a client that sends none (not a browser) is let in only with allow_missing_origin."""
+        settings = self.settings
+        if settings.allowed_origins is None:
+            return True
+        origin = _header(scope, b"origin")
+        if origin is None and settings.allow_missing_origin:
+            return True
+        if origin in settings.allowed_origins:
+            return True
+        self._refusals.info("refused a connection from origin %r", origin)
+        return False
 
     def _on_frame_now(self, conn: Connection, data: str | bytes) -> bool:
         """The receive fast path, called by the protocol as a message arrives while the
@@ -434,7 +495,9 @@ class Gateway:
             raise _room_closed() from exc
 
     async def _on_join(self, conn: Connection, frame: Join) -> None:
+        self._bounds.check_join_rate(conn)
         seat = self.signer.verify_seat(frame.seat, frame.room)
+        self._bounds.check_player(conn, seat.player_id)
         if frame.room in conn.rooms:
             raise ProtocolError(f"already in room {frame.room!r} on this connection")
         record = await self.backend.get_room(frame.room)
@@ -444,7 +507,8 @@ class Gateway:
         if room_type is None:
             raise RoomNotFoundError(f"room type {record.type!r} is not served here")
         if frame.since is not None:
-            await self.backend.read_events(frame.room, frame.since)  # HistoryGoneError before joining
+            # HistoryGoneError before joining; one event is enough to know (the replay reads the rest)
+            await self.backend.read_events(frame.room, frame.since, limit=1)
         fan = self._fanout(frame.room)
         ref = new_session(self.id)
         # The room type's rejoin_ttl_s is also how long the room remembers a removed player's ids;
@@ -488,6 +552,7 @@ class Gateway:
             self._drop_fanout(fan)
 
     async def _on_leave(self, conn: Connection, frame: Leave) -> None:
+        self._bounds.check_join_rate(conn)
         member = conn.rooms.pop(frame.room, None)
         if member is None:
             raise NotJoinedError(f"not in room {frame.room!r}")
@@ -599,6 +664,23 @@ async def run_lifespan(
 def _room_closed() -> RoomClosedError:
     """What a client hears when it sends to a room that no longer exists."""
     return RoomClosedError("the room has ended")
+
+
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+async def _refuse_upgrade(scope: Scope, send: Send, message: str) -> None:
+    """Refuse a WebSocket upgrade with HTTP 429 and the lobby's error body (where the server
+    offers the ASGI denial response; else a policy close, which is an HTTP 403)."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": CloseCode.POLICY, "reason": message})
+        return
+    body = json.dumps({"error": {"code": ErrorCode.RATE_LIMITED.value, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": 429, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
 import jwt
 import msgspec
 
-from roomwire.errors import ForbiddenError, UnauthorizedError
+from roomwire.errors import ForbiddenError, ProtocolError, UnauthorizedError
+from roomwire.protocol.values import check_value
 
 _ALGORITHM = "HS256"
+# RFC 7518 §3.2: an HS256 key has at least 32 bytes (PyJWT warns below). A shorter secret (16 to
+# 31 characters are accepted) is stretched with PBKDF2 into a 32-byte key: it cannot gain entropy,
+# but each guess at it from a captured token then costs 200,000 HMACs instead of one.
+_KEY_BYTES = 32
+_STRETCH_SALT = b"roomwire token key v1"
+_STRETCH_ROUNDS = 200_000
+
+
+def signing_key(secret: str) -> bytes:
+    """The HS256 key for `secret`: itself when 32 bytes or longer, else stretched to 32 bytes."""
+    raw = secret.encode()
+    if len(raw) >= _KEY_BYTES:
+        return raw
+    return hashlib.pbkdf2_hmac("sha256", raw, _STRETCH_SALT, _STRETCH_ROUNDS, dklen=_KEY_BYTES)
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -36,7 +52,7 @@ class TokenSigner:
     def __init__(self, secret: str) -> None:
         if len(secret) < 16:
             raise ValueError("the token secret must be at least 16 characters")
-        self._secret = secret
+        self._secret = signing_key(secret)
 
     def issue_token(
         self, player_id: str, claims: dict[str, Any] | None = None, ttl_s: float = 86400.0
@@ -44,6 +60,7 @@ class TokenSigner:
         """A bearer token for the lobby: identifies `player_id` for ttl_s seconds."""
         if not player_id or not isinstance(player_id, str):
             raise ValueError(f"player_id must be a non-empty string, got {player_id!r}")
+        _check_claims(claims)
         payload = {"sub": player_id, "kind": "id", "claims": claims or {}, "exp": int(time.time() + ttl_s)}
         return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
 
@@ -56,6 +73,7 @@ class TokenSigner:
         self, room: str, player_id: str, claims: dict[str, Any], ttl_s: float, *, rejoin: bool = False
     ) -> str:
         """A seat: lets `player_id` join `room` within ttl_s seconds; `rejoin`: a `joined.rejoin` seat."""
+        _check_claims(claims)  # an app's authenticator may return any claims
         payload: dict[str, Any] = {
             "sub": player_id,
             "kind": "seat",
@@ -94,3 +112,11 @@ class TokenSigner:
         if payload.get("kind") != kind:
             raise UnauthorizedError(f"not a {what}")
         return payload
+
+
+def _check_claims(claims: dict[str, Any] | None) -> None:
+    """Claims go into the room's snapshot and the join hook: plain data every codec carries."""
+    try:
+        check_value(claims, "claims")
+    except ProtocolError as exc:
+        raise ValueError(f"{exc} (claims come from app.issue_token or @app.authenticate)") from None

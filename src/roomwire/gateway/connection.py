@@ -56,6 +56,7 @@ class Connection:
     __slots__ = (
         "_closed",
         "_closer",
+        "_drained",
         "_flush_scheduled",
         "_loop",
         "_queue",
@@ -120,11 +121,35 @@ class Connection:
         self.handler: asyncio.Task[Any] | None = asyncio.current_task()
         self.aborted = False
         self._closer: asyncio.Task[None] | None = None
+        self._drained: asyncio.Future[None] | None = None  # see wait_drained; rarely made
 
     @property
     def is_closed(self) -> bool:
         """True once a close was requested or the peer went away."""
         return self._closed
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Frames and bytes in the send queue (not yet handed to the socket)."""
+        return len(self._queue), self._queued_bytes
+
+    async def wait_drained(self, max_frames: int, max_bytes: int) -> bool:
+        """Wait until at most max_frames frames and max_bytes bytes are queued; False once closed.
+
+        The queue shrinks as the socket takes frames (flow control pauses that while the peer
+        does not read), so a producer that waits here before queueing more never overflows it.
+        """
+        while not self._closed and (len(self._queue) > max_frames or self._queued_bytes > max_bytes):
+            waiter = self._drained
+            if waiter is None or waiter.done():
+                waiter = self._drained = self._loop.create_future()
+            await waiter
+        return not self._closed
+
+    def _wake_drained(self) -> None:
+        waiter, self._drained = self._drained, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send_frame(self, frame: ServerFrame) -> None:
         """Encode and queue one frame."""
@@ -153,7 +178,7 @@ class Connection:
         self._queue.append(data)
         self._queued_bytes += len(data)
         if len(self._queue) > self.max_queue_frames or self._queued_bytes > self.max_queue_bytes:
-            self._drop_slow_consumer()
+            self.drop_slow_consumer()
             return
         if self.direct is None:
             self._kick_writer()
@@ -177,9 +202,11 @@ class Connection:
             return False
         queue.clear()
         self._queued_bytes = 0
+        if self._drained is not None:
+            self._wake_drained()
         return True
 
-    def _drop_slow_consumer(self) -> None:
+    def drop_slow_consumer(self, reason: str = "slow consumer: send queue full") -> None:
         """Promise 7 / bounded memory: a client that cannot keep up is dropped; it resumes on reconnect.
 
         The writer is blocked on the socket's flow control, so queued frames are discarded and a
@@ -189,8 +216,9 @@ class Connection:
         self._queue.clear()
         self._queued_bytes = 0
         self._closed = True
+        self._wake_drained()
         self.close_code = CloseCode.SLOW_CONSUMER
-        self.close_reason = "slow consumer: send queue full"
+        self.close_reason = reason
         if self.writer is not None:
             self.writer.cancel()
         self.aborted = True
@@ -213,6 +241,7 @@ class Connection:
         self._closed = True
         self.close_code = code
         self.close_reason = reason
+        self._wake_drained()
         self._kick_writer()
 
     def start_writer(self) -> None:
@@ -250,6 +279,8 @@ class Connection:
                     # and only on servers without direct writes.
                     del queue[0]
                     self._queued_bytes -= len(data)
+                    if self._drained is not None:
+                        self._wake_drained()
                     if isinstance(data, str):
                         await send({"type": "websocket.send", "text": data})
                     else:
@@ -266,6 +297,8 @@ class Connection:
             # uvicorn raises this when sending after the socket closed; same meaning as above.
             log.debug("connection %d: send after close: %s", self.id, exc)
             self._closed = True
+        finally:
+            self._wake_drained()  # a replay waiting for the queue to drain must not wait forever
 
     def _flush_on_close(self) -> None:
         if self.direct is not None and self._queue:
@@ -277,6 +310,7 @@ class Connection:
     async def aclose_writer(self) -> None:
         """Stop the writer task (the socket is gone)."""
         self._closed = True
+        self._wake_drained()
         if self.writer is not None and not self.writer.done():
             self.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

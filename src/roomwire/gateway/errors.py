@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 
 from starlette.responses import JSONResponse
@@ -12,6 +13,8 @@ from roomwire.errors import (
     BackendUnavailableError,
     ForbiddenError,
     RateLimitedError,
+    RequestTimeoutError,
+    RequestTooLargeError,
     RoomClosedError,
     RoomFullError,
     RoomNotFoundError,
@@ -32,6 +35,8 @@ _HTTP_STATUS: dict[type[RoomwireError], int] = {
     RoomFullError: 409,
     RoomClosedError: 409,
     RateLimitedError: 429,
+    RequestTooLargeError: 413,
+    RequestTimeoutError: 408,
     BackendUnavailableError: 503,
 }
 
@@ -53,12 +58,22 @@ def error_frame(exc: BaseException, room: str | None = None) -> Error:
     return Error(code, message, room, ref)
 
 
-def error_response(exc: BaseException) -> JSONResponse:
-    """The lobby's JSON error response for an exception."""
+def error_response(exc: BaseException, *, close: bool = False) -> JSONResponse:
+    """The lobby's JSON error response for an exception; `close` (implied for a refused body)
+    ends the HTTP connection after it."""
     code, message, _ = error_code(exc)
     status = 500 if code is ErrorCode.INTERNAL else 400
     for cls in type(exc).__mro__:
         if cls in _HTTP_STATUS:
             status = _HTTP_STATUS[cls]
             break
-    return JSONResponse({"error": {"code": code.value, "message": message}}, status_code=status)
+    headers: dict[str, str] = {}
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers["retry-after"] = str(max(1, math.ceil(retry_after_s)))
+    if close or isinstance(exc, (RequestTooLargeError, RequestTimeoutError)):
+        # The rest of a refused body may still be on its way: the server stops reading it.
+        headers["connection"] = "close"
+    return JSONResponse(
+        {"error": {"code": code.value, "message": message}}, status_code=status, headers=headers
+    )

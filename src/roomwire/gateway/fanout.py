@@ -8,14 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from roomwire.backends.base import Backend, Unsubscribe
 from roomwire.backends.records import OutEvent, Published, Receipt
 from roomwire.errors import BackendError, HistoryGoneError
 from roomwire.gateway.connection import Connection, WriteBatch
-from roomwire.protocol.codes import ErrorCode
+from roomwire.protocol.codes import CloseCode, ErrorCode
 from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
 
 log = logging.getLogger("roomwire.gateway")
+
+REPLAY_CHUNK = 256  # events read from history per call while a resume replays
+# What encoding an event can raise: an unsupported type, a too-wide int, a bad key.
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
 @dataclass(eq=False, slots=True)
@@ -64,6 +70,10 @@ class RoomFanout:
         self._unsubscribe: Unsubscribe = backend.subscribe(room_id, self.on_publish)
         self._tasks: set[asyncio.Task[None]] = set()
         self.ended = False
+        # Promise 1, no silent gap: the highest room seq handed to members (None until the first
+        # commit tells), and the commits held back while a hole before them is being filled.
+        self.last_seq: int | None = None
+        self._held: list[Published] | None = None
 
     def close(self) -> None:
         """Stop receiving the room's commits."""
@@ -91,6 +101,8 @@ class RoomFanout:
             self._publish(pub)
 
     def _publish(self, pub: Published) -> None:
+        if not self._in_order(pub):
+            return
         later: list[Receipt] = []
         for receipt in pub.receipts:
             if receipt.kind == "joined" or receipt.kind == "refused":
@@ -103,7 +115,7 @@ class RoomFanout:
             member = self.members.get(receipt.player)
             if member is not None:
                 if member.buffer is not None:
-                    member.buffer.append(receipt)
+                    self._buffer(member, receipt)
                 else:
                     self._send_receipt(member, receipt)
         if pub.ended is not None:
@@ -117,6 +129,101 @@ class RoomFanout:
                     pending.outcome.set_exception(BackendError("the room ended"))
             self.pending.clear()
             self._on_empty(self)
+
+    def _in_order(self, pub: Published) -> bool:
+        """True when `pub` continues the room's sequence and may be delivered now (promise 1).
+
+        A commit behind a hole is held, with every later one, while the hole is read from the
+        history (`_fill_gap`). Events that cannot be had any more (`pub.lost`, from the backend
+        or from a failed fill) are reported to the members that missed them first.
+        """
+        events = pub.events
+        last = self.last_seq
+        # The usual case first: the next commit, nothing missed, nothing held.
+        if (
+            events
+            and last is not None
+            and events[0].seq == last + 1
+            and self._held is None
+            and pub.lost is None
+        ):
+            self.last_seq = events[-1].seq
+            return True
+        if self._held is not None:
+            self._held.append(pub)
+            return False
+        if pub.lost is not None:
+            self._report_lost(*pub.lost)
+            last = self.last_seq = max(last or 0, pub.lost[1])
+        if pub.events:
+            first = pub.events[0].seq
+            if last is not None and first > last + 1:
+                self._held = [pub]
+                task = asyncio.create_task(
+                    self._fill_gap(last, first - 1), name=f"roomwire-fill-{self.room_id}"
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return False
+            self.last_seq = max(last or 0, pub.events[-1].seq)
+        elif last is None:
+            # No event yet to learn the position from: a join's receipt carries it.
+            seqs = [r.seq for r in pub.receipts if r.kind == "joined"]
+            if seqs:
+                self.last_seq = max(seqs)
+        return True
+
+    async def _fill_gap(self, after: int, until: int) -> None:
+        """Read the events after..until that the backend did not deliver, then the held commits."""
+        lost: tuple[int, int] | None = None
+        missing: tuple[OutEvent, ...] = ()
+        try:
+            missing = tuple(
+                ev for ev in await self.backend.read_events(self.room_id, after) if ev.seq <= until
+            )
+        except HistoryGoneError:
+            lost = (after + 1, until)
+        except BackendError:
+            log.exception("room %s: cannot read events %d..%d to fill a gap", self.room_id, after + 1, until)
+            lost = (after + 1, until)
+        if lost is None and len(missing) != until - after:
+            lost, missing = (after + 1, until), ()  # not what read_events promises: take none
+        if lost is None:
+            log.warning(
+                "room %s: the backend skipped events %d..%d; filled from the history (their "
+                "commits' receipts are lost)",
+                self.room_id,
+                after + 1,
+                until,
+            )
+        held, self._held = self._held or [], None
+        with self._batch:
+            self._publish(Published(self.room_id, missing, lost=lost))
+            for pub in held:  # a later hole holds the rest again, in order
+                self._publish(pub)
+
+    def _report_lost(self, first: int, last: int) -> None:
+        """Tell every member that missed events first..last that they are gone (protocol §9).
+
+        A live member gets `error {code: history_gone, room}` and then the events after the
+        hole. A member still being replayed to (a resume) may or may not have had them from its
+        replay; it is closed with 1011 so that it resumes again and learns which.
+        """
+        log.warning("room %s: events %d..%d are lost for this gateway's members", self.room_id, first, last)
+        for member in list(self.members.values()):
+            if member.delivered >= last:
+                continue  # joined after the hole
+            if member.buffer is not None:
+                member.conn.close(1011, "events lost: resume")
+                continue
+            member.delivered = last
+            member.conn.send_frame(
+                Error(
+                    ErrorCode.HISTORY_GONE,
+                    f"events {first}..{last} of this room are no longer kept: they were missed",
+                    self.room_id,
+                )
+            )
 
     def _deliver_events(self, events: tuple[OutEvent, ...], with_receipts: set[str] | None) -> None:
         """Queue each event to its members; `with_receipts`: players that also get a receipt now."""
@@ -133,7 +240,7 @@ class RoomFanout:
                 if seq <= member.delivered:
                     continue
                 if member.buffer is not None:
-                    member.buffer.append(ev)
+                    self._buffer(member, ev)
                     continue
                 member.delivered = seq
                 if targeted and not ev.is_for(member.player):
@@ -141,12 +248,54 @@ class RoomFanout:
                 conn = member.conn
                 data = wire.get(conn.wire_kind)
                 if data is None:
-                    payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                    try:
+                        payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                    except _ENCODE_ERRORS as exc:
+                        # One codec's failure must not stop the commit's delivery to the others.
+                        self._cannot_encode(member, ev, exc)
+                        continue
                     data = wire[conn.wire_kind] = conn.wire_for(payload)
                 if single and (with_receipts is None or member.player not in with_receipts):
                     conn.write_now(data)
                 else:
                     conn.send_wire(data)
+
+    def _buffer(self, member: Member, item: OutEvent | Receipt) -> None:
+        """Keep a live event or receipt for a member whose replay is still running.
+
+        Bounded like the send queue: a client that cannot take the replay and the live traffic
+        behind it is closed as a slow consumer (4002) and resumes later from where it got to.
+        """
+        buffer = member.buffer
+        conn = member.conn
+        if buffer is None or conn.is_closed:
+            return
+        if len(buffer) >= conn.max_queue_frames:
+            log.info(
+                "room %s: replay to %s fell %d frames behind; closing",
+                self.room_id,
+                member.player,
+                len(buffer),
+            )
+            member.buffer = None
+            conn.drop_slow_consumer("slow consumer: replay fell behind live events")
+            return
+        buffer.append(item)
+
+    def _cannot_encode(self, member: Member, ev: OutEvent, exc: Exception) -> None:
+        """An event this connection's codec cannot encode: close it (1011), never the others."""
+        log.error(
+            "room %s: event seq %d (%r) cannot be encoded as %s for connection %d (player %s): %s; "
+            "closing it",
+            self.room_id,
+            ev.seq,
+            ev.type,
+            member.conn.codec.name,
+            member.conn.id,
+            member.player,
+            exc,
+        )
+        member.conn.close(CloseCode.INTERNAL, "an event could not be encoded")
 
     def _send_receipt(self, member: Member, receipt: Receipt) -> None:
         if receipt.session and member.session and receipt.session != member.session:
@@ -215,33 +364,67 @@ class RoomFanout:
             pending.outcome.set_result(receipt)
 
     async def _replay(self, member: Member) -> None:
-        """Send the kept events after `member.delivered`, then what arrived meanwhile, then go live."""
+        """Send the kept events after `member.delivered` in chunks as the socket drains, then
+        what arrived meanwhile, then go live.
+
+        Reading a chunk only once the connection's send queue is down to half its limits keeps
+        a resume of any length within the queue (promise 7 bounds it), so a resume the history
+        allows always completes for a client that reads; live commits wait in `member.buffer`.
+        """
+        conn = member.conn
+        player = member.player
+        low_frames, low_bytes = conn.max_queue_frames // 2, conn.max_queue_bytes // 2
         try:
-            history = await self.backend.read_events(self.room_id, member.delivered)
-        except HistoryGoneError:
-            member.conn.send_frame(
-                Error(ErrorCode.HISTORY_GONE, "events to resume from are no longer kept", self.room_id)
-            )
-            history = []
+            while not conn.is_closed:
+                try:
+                    history = await self.backend.read_events(self.room_id, member.delivered, REPLAY_CHUNK)
+                except HistoryGoneError:
+                    gone = "events to resume from are no longer kept"
+                    conn.send_frame(Error(ErrorCode.HISTORY_GONE, gone, self.room_id))
+                    break
+                if not history:
+                    break
+                for ev in history:
+                    if ev.seq <= member.delivered:
+                        continue
+                    if not await conn.wait_drained(low_frames, low_bytes):
+                        return  # closed: the client resumes from what it got
+                    if self.members.get(player) is not member:
+                        return  # replaced by a newer connection, removed, or the room ended
+                    member.delivered = ev.seq
+                    if ev.is_for(player) and not self._replay_one(member, ev):
+                        return
+                self._trim_buffer(member)
         except BackendError:
             log.exception(
                 "room %s: replay failed; closing the connection so the client retries", self.room_id
             )
-            member.conn.close(1011, "replay failed")
+            conn.close(1011, "replay failed")
             return
-        conn = member.conn
-        player = member.player
-        for ev in history:
-            if ev.seq > member.delivered:
-                member.delivered = ev.seq
-                if ev.is_for(player):
-                    conn.send_frame(Event(self.room_id, ev.seq, ev.type, ev.data))
         buffered, member.buffer = member.buffer or [], None
+        if conn.is_closed or self.members.get(player) is not member:
+            return
         for item in buffered:
             if isinstance(item, OutEvent):
                 if item.seq > member.delivered:
                     member.delivered = item.seq
-                    if item.is_for(player):
-                        conn.send_frame(Event(self.room_id, item.seq, item.type, item.data))
+                    if item.is_for(player) and not self._replay_one(member, item):
+                        return
             else:
                 self._send_receipt(member, item)
+
+    def _replay_one(self, member: Member, ev: OutEvent) -> bool:
+        """Queue one event of a replay; False (and the connection closed) if it cannot be encoded."""
+        try:
+            member.conn.send_frame(Event(self.room_id, ev.seq, ev.type, ev.data))
+        except _ENCODE_ERRORS as exc:
+            self._cannot_encode(member, ev, exc)
+            return False
+        return True
+
+    def _trim_buffer(self, member: Member) -> None:
+        """Drop buffered live events the replay has sent since: the bound counts only what is left."""
+        buffer = member.buffer
+        if buffer:
+            delivered = member.delivered
+            member.buffer = [x for x in buffer if not (isinstance(x, OutEvent) and x.seq <= delivered)]

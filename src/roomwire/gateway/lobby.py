@@ -17,13 +17,16 @@ from roomwire.backends.records import CreateInput, RoomRecord
 from roomwire.errors import (
     ForbiddenError,
     ProtocolError,
+    RequestTooLargeError,
     RoomFullError,
     RoomNotFoundError,
     RoomwireError,
     UnauthorizedError,
 )
+from roomwire.gateway._limits import CreationLimiter
 from roomwire.gateway.auth import Identity, TokenSigner
 from roomwire.gateway.errors import error_response
+from roomwire.protocol.values import check_json_value
 from roomwire.runtime.bans import ban_key
 from roomwire.runtime.roomtype import RoomType
 from roomwire.runtime.versions import CurrentVersion
@@ -63,6 +66,8 @@ class Lobby:
         *,
         guests: bool,
         code_version: str,
+        max_meta_bytes: int | None = None,
+        rooms_per_player_per_min: int | None = None,
     ) -> None:
         self.backend = backend
         self.room_types = room_types
@@ -70,6 +75,8 @@ class Lobby:
         self.authenticate = authenticate
         self.guests = guests
         self.code_version = code_version
+        self.max_meta_bytes = max_meta_bytes
+        self.creations = CreationLimiter(rooms_per_player_per_min)
         self.current = CurrentVersion(backend)
 
     def routes(self) -> list[Route]:
@@ -126,6 +133,8 @@ class Lobby:
         """POST /rooms: create a room and hold a seat in it for the caller."""
         identity = await self._identity(request)
         body = await _body(request, _CreateBody)
+        self._check_meta(body.meta)
+        self.creations.take(identity.player_id)
         record = await self._create_room(body.type, body.options, body.meta, body.private)
         return JSONResponse(await self._seat(record, identity), status_code=201)
 
@@ -134,6 +143,8 @@ class Lobby:
         identity = await self._identity(request)
         body = await _body(request, _JoinOrCreateBody)
         self._room_type(body.type)
+        meta = {**body.filters, **body.meta}
+        self._check_meta(meta)
         for record in await self.backend.list_rooms(body.type):
             if record.private or record.players + record.reserved >= record.max_players:
                 continue
@@ -144,7 +155,8 @@ class Lobby:
             except (RoomFullError, RoomNotFoundError, ForbiddenError):
                 continue  # filled or ended since it was listed, or banned from it: try the next one
             return JSONResponse({**answer, "created": False})
-        record = await self._create_room(body.type, body.options, {**body.filters, **body.meta}, False)
+        self.creations.take(identity.player_id)
+        record = await self._create_room(body.type, body.options, meta, False)
         return JSONResponse({**await self._seat(record, identity), "created": True})
 
     async def seat(self, request: Request) -> Response:
@@ -155,6 +167,16 @@ class Lobby:
         if record is None:
             raise RoomNotFoundError(f"no room {room_id!r}")
         return JSONResponse(await self._seat(record, identity))
+
+    def _check_meta(self, meta: dict[str, Any]) -> None:
+        """Refuse meta over the limit: every `GET /rooms` answer carries it (promise 7)."""
+        limit = self.max_meta_bytes
+        if limit is not None and meta:
+            size = len(msgspec.json.encode(meta))
+            if size > limit:
+                raise RequestTooLargeError(
+                    f"room meta of {size} bytes (as JSON) is over the limit of {limit}"
+                )
 
     def _room_type(self, name: str) -> RoomType:
         room_type = self.room_types.get(name)
@@ -168,6 +190,11 @@ class Lobby:
         self, type_name: str, options: dict[str, Any], meta: dict[str, Any], private: bool
     ) -> RoomRecord:
         room_type = self._room_type(type_name)
+        # Options go into the room's first input and meta into its record: both are stored by
+        # the engine (MessagePack) and meta is listed to every client, so neither may hold what
+        # a codec cannot carry (a JSON integer of 2^64 or more); a ProtocolError is a 400.
+        check_json_value(options, "options")
+        check_json_value(meta, "meta")
         # Promise 5: a new room is pinned to the deployed current version (`roomwire deploy`),
         # else to the code serving this lobby; workers run only rooms of their own version.
         version = await self.current.get() or self.code_version
@@ -246,6 +273,8 @@ async def _body(request: Request, schema: type[_T], *, allow_empty: bool = False
         return msgspec.json.decode(raw, type=schema)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise ProtocolError(f"invalid request body: {exc}") from exc
+    except RecursionError as exc:  # msgspec's nesting guard
+        raise ProtocolError("invalid request body: nested too deeply") from exc
 
 
 def bearer_authenticator(signer: TokenSigner) -> Authenticator:

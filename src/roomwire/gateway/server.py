@@ -9,22 +9,39 @@ from typing import Any
 
 import uvicorn
 
-from roomwire.gateway.asgi import HARD_MAX_FRAME_BYTES
+from roomwire.gateway._uvicorn_http import bounded_http_protocol
+from roomwire.gateway.asgi import HARD_MAX_FRAME_BYTES, GatewaySettings
 
 # uvicorn's sans-I/O WebSocket protocol with roomwire's direct-write extension (_uvicorn_ws.py).
 WS_IMPLEMENTATION = "roomwire.gateway._uvicorn_ws:RoomwireWebSocketProtocol"
 
 
 def uvicorn_config(
-    asgi: Any, host: str, port: int, *, log_level: str = "info", access_log: bool = False
+    asgi: Any,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+    settings: GatewaySettings | None = None,
 ) -> uvicorn.Config:
-    """The uvicorn settings roomwire runs with: uvloop, httptools, websockets sans-I/O, 1 MiB frames."""
+    """The uvicorn settings roomwire runs with: uvloop, httptools, websockets sans-I/O, 1 MiB frames.
+
+    HTTP limits (request head size and time, body time) come from `settings`, else from
+    `asgi.settings` (a Gateway or an App has them), else the defaults.
+    """
+    settings = settings or getattr(asgi, "settings", None) or GatewaySettings()
     return uvicorn.Config(
         asgi,
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        # Promise 7: uvicorn itself bounds neither the request head nor the time to send it.
+        http=bounded_http_protocol(
+            head_timeout_s=settings.head_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+            max_head_bytes=settings.max_head_bytes,
+        ),
         ws=WS_IMPLEMENTATION,
         ws_max_size=HARD_MAX_FRAME_BYTES,
         ws_per_message_deflate=False,  # compression costs CPU per frame and per connection memory

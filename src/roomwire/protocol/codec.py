@@ -8,7 +8,8 @@ import msgspec
 
 from roomwire.protocol.codes import ErrorCode
 from roomwire.protocol.errors import ProtocolError
-from roomwire.protocol.frames import ClientFrame, ServerFrame
+from roomwire.protocol.frames import ClientFrame, Msg, ServerFrame
+from roomwire.protocol.values import check_json_value, check_value
 
 CodecName = Literal["json", "msgpack"]
 
@@ -43,8 +44,18 @@ class Codec:
         return self._enc.encode(frame)
 
     def decode_client(self, data: bytes | str, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> ClientFrame:
-        """Decode a frame sent by a client; raises ProtocolError for anything else."""
-        return _decode(self._client_dec, data, max_bytes)  # type: ignore[no-any-return]  # Decoder[ClientFrame]
+        """Decode a frame sent by a client; raises ProtocolError for anything else.
+
+        Message data must be what every codec carries alike (protocol.values): a MessagePack
+        client's data reaches JSON clients as events, and every value must fit a commit.
+        """
+        frame: ClientFrame = _decode(self._client_dec, data, max_bytes)
+        if type(frame) is Msg and frame.data is not None:
+            if self.is_binary:  # ext, timestamps, binary, non-string keys, NaN: walk it
+                check_value(frame.data, "message data")
+            else:  # from JSON only an integer can be too wide: MessagePack-encode it to know
+                check_json_value(frame.data, "message data")
+        return frame
 
     def decode_server(self, data: bytes | str, max_bytes: int = 16 * 1024 * 1024) -> ServerFrame:
         """Decode a frame sent by a server; raises ProtocolError for anything else."""

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     INVALID_MESSAGE = "invalid_message"  # message data does not match the handler's schema
     MESSAGE_TOO_LARGE = "message_too_large"  # message data exceeds the room type's max_message_bytes
     REJECTED = "rejected"  # game code refused the input (RejectedError)
+    STEP_TIMEOUT = "step_timeout"  # a handler did not finish within step_timeout_s; rolled back
     RATE_LIMITED = "rate_limited"  # the player exceeded the room type's rate limit
     REPLACED = "replaced"  # the message's connection was replaced by a newer join of the same player
     ID_EXPIRED = "id_expired"  # the room no longer knows this message id's outcome; not applied
@@ -35,6 +36,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down: reconnect elsewhere and resume
+    INVALID_PAYLOAD = 1007  # a text frame that is not UTF-8
     POLICY = 1008  # Origin not allowed
     TOO_BIG = 1009  # frame over max_frame_bytes
     INTERNAL = 1011

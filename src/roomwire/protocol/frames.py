@@ -5,14 +5,19 @@ The normative description is docs/protocol.md; this module is its executable for
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 PROTOCOL_VERSION = 1
 
-# JSON and MessagePack values a user may put in message and event data.
+# JSON and MessagePack values a user may put in message and event data (see protocol.values,
+# which the codec applies to client data: what both codecs carry alike).
 JSONValue = Any
+
+# Client ids and sequence numbers are 64-bit signed (protocol §3): 2^63 and above is refused
+# at decode time, so it never reaches a room (MessagePack cannot even encode 2^64).
+WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Frame(msgspec.Struct, frozen=True, tag_field="t", omit_defaults=True):
@@ -33,8 +38,10 @@ class Join(_Frame, tag="join", frozen=True):
     """Enter a room with a seat token; `since` resumes after that room sequence number."""
 
     room: str
-    seat: str
-    since: int | None = None
+    # Optional in the frame's shape so that a join without a seat is refused for its room
+    # (`unauthorized` with `room`, protocol section 6), not as a shapeless `bad_frame`.
+    seat: str = ""
+    since: WireInt | None = None
 
 
 class Leave(_Frame, tag="leave", frozen=True):
@@ -49,13 +56,13 @@ class Msg(_Frame, tag="msg", frozen=True):
     room: str
     type: str
     data: JSONValue = None
-    id: int | None = None
+    id: WireInt | None = None
 
 
 class Ping(_Frame, tag="ping", frozen=True):
     """Liveness check; the server answers `pong` with the same id."""
 
-    id: int = 0
+    id: WireInt = 0
 
 
 ClientFrame = Hello | Join | Leave | Msg | Ping

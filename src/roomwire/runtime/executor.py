@@ -24,7 +24,9 @@ class RoomExecutor:
     """Runs one room while this worker holds its lease; returns when it ends, hibernates or is stopped.
 
     States: running → (hibernating | ended | lost | stopped). `stop()` lets the current batch
-    commit first; losing the lease (StaleLeaseError) drops uncommitted effects at once.
+    commit first, unless game code is suspended in an await: then the step is cancelled and the
+    batch is not committed (its inputs stay in the inbound log, so the next owner runs them).
+    Losing the lease (StaleLeaseError) drops uncommitted effects at once.
     """
 
     def __init__(
@@ -58,9 +60,11 @@ class RoomExecutor:
         self.handler_s = 0.0
 
     def stop(self, task: asyncio.Task[None]) -> None:
-        """Ask the loop to finish: interrupt an idle wait, or stop after the current batch."""
+        """Ask the loop to finish: interrupt an idle wait or an awaiting step, else stop after the batch."""
         self._stopping = True
-        if self._reading:
+        # A step awaiting in game code may never return (a hung handler): shutdown must not wait
+        # up to step_timeout_s for it, nor forever when the room type disables the bound.
+        if self._reading or self.machine.awaiting:
             task.cancel()
 
     async def run(self) -> str:

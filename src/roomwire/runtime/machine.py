@@ -8,6 +8,7 @@ gets a reject receipt. The executor (I/O) and roomwire.testing (no I/O) both dri
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -39,6 +40,7 @@ from roomwire.runtime.snapshot import (
     TimerRecord,
     decode_snapshot,
     encode_snapshot,
+    freeze_event_data,
 )
 
 log = logging.getLogger("roomwire.room")
@@ -62,6 +64,24 @@ class _StepFailed(Exception):
         super().__init__(message)
         self.error_code = code
         self.ref = ref
+
+
+def _in_event_loop() -> bool:
+    """False under RoomTester, which runs steps without an event loop (no deadline there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _describe(item: Input | None) -> str:
+    """A short name of an input for logs (never its data)."""
+    if item is None:
+        return "timer"
+    if isinstance(item, MessageInput):
+        return f"msg {item.type!r} id {item.id}"
+    return type(item).__name__
 
 
 class RoomMachine:
@@ -96,11 +116,14 @@ class RoomMachine:
         self._rebuild_players()
         self.room = Room(self, room_id)
         self.events: list[OutEvent] = []
+        self._unchecked = 0  # index of the first event of `events` not yet proven encodable
         self.receipts: list[Receipt] = []
         self.ended: str | None = None
         self._end_request: str | None = None
         self._kicks: list[tuple[str, str, bool]] = []
         self.new_bans: list[str] = []  # players banned by committed steps, for the lobby (executor)
+        self._input: Input | None = None  # the input being applied, named in step-timeout logs
+        self.awaiting = False  # game code of the current step is suspended in an await
 
     # --- what handlers call (through Room) -------------------------------------------------------
 
@@ -139,6 +162,7 @@ class RoomMachine:
         """Hand over the events and receipts collected since the last call."""
         events, receipts = self.events, self.receipts
         self.events, self.receipts = [], []
+        self._unchecked = 0
         return events, receipts
 
     @property
@@ -173,6 +197,7 @@ class RoomMachine:
         if self.ended is not None:
             self._refuse_after_end(item)
             return
+        self._input = item
         if isinstance(item, MessageInput):
             await self._on_message(item)
         elif isinstance(item, JoinInput):
@@ -183,6 +208,7 @@ class RoomMachine:
             await self._on_disconnect(item)
         elif isinstance(item, CreateInput):
             await self._on_create(item.options)
+        self._input = None
         await self._after_step()
 
     async def fire_due(self) -> None:
@@ -436,32 +462,77 @@ class RoomMachine:
         The one broad catch of the runtime. Checkpointing here, once, is what makes a room state
         that cannot be encoded fail the step that produced it.
         """
+        deadline: asyncio.Timeout | None = None
         try:
             result = fn(*args)
             if result is not None and inspect.isawaitable(result):  # most handlers are plain functions
-                await result
+                timeout_s = self.policy.step_timeout_s if _in_event_loop() else None
+                self.awaiting = True  # the executor cancels a suspended step on shutdown
+                try:
+                    if timeout_s is None:
+                        await result
+                    else:
+                        # Only an await can be bounded: a sync handler that blocks the thread
+                        # cannot be interrupted in-process (docs/design.md, "Step deadline").
+                        async with asyncio.timeout(timeout_s) as deadline:
+                            await result
+                finally:
+                    self.awaiting = False
             self._checkpoint_or_raise()
         except RejectedError as exc:
             raise _StepFailed(ErrorCode.REJECTED, str(exc) or "refused", None) from exc
-        except Exception as exc:
+        except TimeoutError as exc:
+            if deadline is None or not deadline.expired():
+                raise self._internal(what, player) from exc  # the handler's own timeout, not ours
             ref = secrets.token_hex(6)
-            log.exception(
-                "room %s (%s): %s failed for player %s [ref %s]",
+            log.error(
+                "room %s (%s): %s for player %s (input %s) did not finish within step_timeout_s=%s; "
+                "rolled back [ref %s]",
                 self.room_id,
                 self.room_type.name,
                 what,
                 player,
+                _describe(self._input),
+                self.policy.step_timeout_s,
                 ref,
             )
-            raise _StepFailed(ErrorCode.INTERNAL, f"internal error (ref {ref})", ref) from exc
+            message = f"the handler did not finish within {self.policy.step_timeout_s} s (ref {ref})"
+            raise _StepFailed(ErrorCode.STEP_TIMEOUT, message, ref) from exc
+        except Exception as exc:
+            raise self._internal(what, player) from exc
+
+    def _internal(self, what: str, player: str | None) -> _StepFailed:
+        """Log the exception being handled with a fresh ref; the failure to raise for it."""
+        ref = secrets.token_hex(6)
+        log.exception(
+            "room %s (%s): %s failed for player %s [ref %s]",
+            self.room_id,
+            self.room_type.name,
+            what,
+            player,
+            ref,
+        )
+        return _StepFailed(ErrorCode.INTERNAL, f"internal error (ref {ref})", ref)
 
     def _checkpoint_or_raise(self) -> None:
         try:
-            self._checkpoint = encode_snapshot(self.snapshot)
-        except (TypeError, msgspec.EncodeError) as exc:
+            checkpoint = encode_snapshot(self.snapshot)
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:  # Overflow: wide int
             raise TypeError(
                 f"room state must be plain data (dict, list, str, number, bool, None): {exc}"
             ) from exc
+        # The step's events must reach every client: one that no codec can encode would fail the
+        # commit or the fan-out, for everyone, after the fact. Proving it here fails the step.
+        # Each is also frozen: a copy of its data, so a later step changing an object the game
+        # shares between its state and an event cannot change the event.
+        events = self.events
+        for i in range(self._unchecked, len(events)):
+            ev = events[i]
+            data = freeze_event_data(ev.type, ev.data)
+            if data is not ev.data:
+                events[i] = OutEvent(ev.seq, ev.type, data, ev.to, ev.exclude)
+        self._unchecked = len(events)
+        self._checkpoint = checkpoint
 
     def _commit_point(self) -> None:
         """Checkpoint after framework-only changes (cannot fail on user data that was valid before)."""
@@ -472,6 +543,7 @@ class RoomMachine:
         # Drop the failed step's events: they carry seqs above the checkpoint's.
         while self.events and self.events[-1].seq > seq_before.seq:
             self.events.pop()
+        self._unchecked = min(self._unchecked, len(self.events))
         self.snapshot = seq_before
         self._end_request = None
         self._kicks.clear()

@@ -22,6 +22,9 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
     seat_ttl_s: how long a seat reservation from the lobby is valid before it is used.
     rejoin_ttl_s: how long a `joined.rejoin` seat is valid, and how long the room remembers a
         removed player's message ids (so a resend after a rejoin is not applied twice).
+    step_timeout_s: longest an async handler, hook or timer may await in one step before the step
+        is rolled back and its input refused with `step_timeout`; None: no bound. A handler that blocks
+        the thread (sync code that never returns) cannot be interrupted in-process.
     """
 
     max_players: int = 16
@@ -35,6 +38,7 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
     auto_dispose: bool = True
     seat_ttl_s: float = 60.0
     rejoin_ttl_s: float = 6 * 3600.0
+    step_timeout_s: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.max_players < 1:
@@ -54,3 +58,5 @@ class RoomPolicy(msgspec.Struct, frozen=True, kw_only=True):
             raise SetupError(f"rejoin_ttl_s must be positive, got {self.rejoin_ttl_s}")
         if self.max_lifetime_s is not None and self.max_lifetime_s <= 0:
             raise SetupError(f"max_lifetime_s must be positive or None, got {self.max_lifetime_s}")
+        if self.step_timeout_s is not None and not 0 < self.step_timeout_s < float("inf"):
+            raise SetupError(f"step_timeout_s must be positive seconds or None, got {self.step_timeout_s}")

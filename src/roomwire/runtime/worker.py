@@ -19,11 +19,6 @@ from roomwire.runtime.roomtype import RoomType
 log = logging.getLogger("roomwire.worker")
 
 
-def hibernation_key(room_id: str) -> str:
-    """The key-value entry that marks a room as hibernating (no process, no lease)."""
-    return f"rw:hibernating:{room_id}"
-
-
 class _Held:
     """A room this worker runs: its executor and the task driving it."""
 
@@ -107,24 +102,24 @@ class Worker:
         )
 
     async def sweep(self) -> None:
-        """Claim every room that is neither running somewhere nor hibernating.
+        """Claim every room that needs a worker (`Backend.rooms_to_run`).
 
         This is how a room whose worker died moves on (promise 3): its lease expires, and the
         next sweep of a live worker takes it over with a higher epoch and resumes from its last
-        commit, timers included. Hibernating rooms are skipped; input wakes them.
+        commit, timers included. A hibernating room is skipped until input is appended to it:
+        scheduling follows pending input, so a wake-up lost on the way (a pub/sub drop, a worker
+        restart) delays the room by one sweep interval at most, never for good.
         """
         try:
-            records = await self.backend.list_rooms()
-            for record in records:
-                if record.id in self._held or record.id in self._starting:
-                    continue
-                if await self.backend.kv_get(hibernation_key(record.id)) is None:
-                    self.wake(record.id)
+            for room_id in await self.backend.rooms_to_run():
+                if room_id not in self._held and room_id not in self._starting:
+                    self.wake(room_id)
         except BackendError:
             log.warning("worker %s: sweep failed; will retry", self.id)
 
     async def _sweep_forever(self) -> None:
-        # TODO(#3): one call per room per sweep; an index of lease expiries would make it O(expired).
+        # TODO(#13): one check per room per sweep; an index of rooms needing a worker (lease
+        # expiries, pending input) would make it O(due).
         interval = min(0.5, self.lease_ttl_s / 4)
         while True:
             await asyncio.sleep(interval)
@@ -192,7 +187,6 @@ class Worker:
             epoch = await self.backend.acquire_lease(room_id, self.id, self.lease_ttl_s)
             if epoch is None:
                 return  # another worker holds it (the sweep retries once its lease expires)
-            await self.backend.kv_delete(hibernation_key(room_id))
             record = await self.backend.get_room(room_id)
             if record is None:
                 await self.backend.release_lease(room_id, self.id, epoch)
@@ -218,7 +212,7 @@ class Worker:
     async def _runs_version_of(self, room_id: str) -> bool:
         # Checked before taking the lease, so a room of another version is never leased here
         # (a lease taken and given back would delay the worker that can run it).
-        # TODO(#11): generic workers pick a child process per version instead of skipping.
+        # A generic worker (cli/generic.py) runs one pinned worker per version in a child.
         record = await self.backend.get_room(room_id)
         if record is None:
             return True  # gone: the claim finds out and gives up
@@ -237,17 +231,12 @@ class Worker:
         if outcome in ("hibernated", "stopped", "crashed"):
             with contextlib.suppress(BackendError, RoomNotFoundError):
                 if outcome == "hibernated":
-                    # Marked before the lease goes, so no sweep takes the room back in between.
-                    await self.backend.kv_set(hibernation_key(room_id), b"1")
-                await self.backend.release_lease(room_id, self.id, executor.epoch)
-        if outcome == "hibernated" and not self._closing:
-            # An input may have arrived between the idle check and the release: wake again if so.
-            try:
-                pending = await self.backend.read_inputs(room_id, executor.offset, 1, 0)
-            except (BackendError, RoomNotFoundError):
-                pending = []
-            if pending:
-                self.wake(room_id)
+                    # One fenced step: the mark and the release (no sweep takes it in between).
+                    await self.backend.hibernate(room_id, self.id, executor.epoch)
+                else:
+                    await self.backend.release_lease(room_id, self.id, executor.epoch)
+        # An input appended between the idle check and `hibernate` is pending: the backend wakes
+        # the watchers for it, and the next sweep finds it even if that wake-up is lost.
 
     async def _renew_forever(self) -> None:
         while True:

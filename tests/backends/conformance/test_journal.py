@@ -134,6 +134,16 @@ async def test_read_events_spans_commits_in_order(backend: Backend, room: str) -
     assert list(await backend.read_events(room, 5)) == list(events(6, 4))
 
 
+async def test_read_events_with_a_limit_returns_the_first_ones(backend: Backend, room: str) -> None:
+    epoch = await lease(backend, room)
+    await backend.commit(room, epoch, step(1, events(1, 6)), history=4)  # keeps 3..6
+    assert list(await backend.read_events(room, 2, limit=2)) == list(events(3, 2))
+    assert list(await backend.read_events(room, 4, limit=10)) == list(events(5, 2))
+    assert await backend.read_events(room, 6, limit=1) == []
+    with pytest.raises(HistoryGoneError):
+        await backend.read_events(room, 1, limit=1)
+
+
 async def test_events_keep_their_addressing(backend: Backend, room: str) -> None:
     epoch = await lease(backend, room)
     evs = (
@@ -168,6 +178,26 @@ async def test_subscribers_get_each_commit_once_in_order(backend: Backend, room:
     ]
     assert first.items == expected
     assert second.items == expected
+
+
+async def test_subscribers_get_every_event_without_a_gap_however_short_the_history(
+    backend: Backend, room: str
+) -> None:
+    # Promise 1, no silent gap: a short history trims what resumes can read, never what a live
+    # subscriber is given; `lost` stays None while nothing is missed.
+    epoch = await lease(backend, room)
+    got: Collector[Published] = Collector()
+    unsubscribe = backend.subscribe(room, got)
+    try:
+        first = 1
+        for count in (3, 0, 7, 1, 12):
+            await backend.commit(room, epoch, step(1, events(first, count)), history=2)
+            first += count
+        items = await got.wait_for(5)
+    finally:
+        unsubscribe()
+    assert [p.lost for p in items] == [None] * 5
+    assert [e.seq for p in items for e in p.events] == list(range(1, first))
 
 
 async def test_unsubscribed_callback_gets_nothing_more(backend: Backend, room: str) -> None:

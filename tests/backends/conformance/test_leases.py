@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from conformance_kit import NewRoom, create_input, events, eventually, hold_for, record, step
 
@@ -122,3 +124,21 @@ async def test_epochs_keep_increasing_after_delete_and_recreate(backend: Backend
 async def test_acquire_lease_of_unknown_room_raises(backend: Backend) -> None:
     with pytest.raises(RoomNotFoundError):
         await backend.acquire_lease("no-such-room", "w1", 30)
+
+
+async def test_concurrent_acquisitions_leave_the_highest_epoch_current(backend: Backend, room: str) -> None:
+    # Promise 4 (base.py): each acquisition's epoch is above every earlier one, so of many
+    # acquisitions racing each other the one that ends up current is the one with the highest
+    # epoch; every other is stale.
+    epochs = await asyncio.gather(*(backend.acquire_lease(room, "w1", 30) for _ in range(40)))
+    assert None not in epochs and len(set(epochs)) == len(epochs)
+    highest = max(e for e in epochs if e is not None)
+    for epoch in epochs:
+        assert epoch is not None
+        if epoch != highest:
+            with pytest.raises(StaleLeaseError):
+                await backend.renew_lease(room, "w1", epoch, 30)
+    await backend.renew_lease(room, "w1", highest, 30)
+    await backend.commit(room, highest, step(1), history=10)
+    later = await backend.acquire_lease(room, "w1", 30)
+    assert later is not None and later > highest
