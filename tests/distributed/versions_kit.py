@@ -8,7 +8,9 @@ namespace and stops them all at the end.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +71,11 @@ class Processes:
         return proc
 
     def stop_all(self) -> None:
-        """Stop every process (a generic worker stops its children)."""
+        """Stop every process (a generic worker stops its children) and remove what they unpacked."""
         for proc in self.started:
             proc.stop()
+        for proc in self.started:
+            shutil.rmtree(Path(tempfile.gettempdir()) / f"roomwire-{proc.name}", ignore_errors=True)
 
 
 def deploy_cli(folder: Path, url: str, *extra: str) -> str:

@@ -15,7 +15,8 @@ version as every served worker is), so two versions' modules never share an inte
   to 30 s); a child whose version has had no room for VERSION_IDLE_S is stopped (SIGTERM).
 
 Children get the token secret through the environment and, on Linux, die with their parent
-(PR_SET_PDEATHSIG), so a killed parent leaves no worker behind.
+(PR_SET_PDEATHSIG), so a killed parent leaves no worker behind; its unpacked bundles stay in
+`<temp dir>/roomwire-<worker id>/` until a worker with the same id starts again.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ class GenericWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the needed versions running until `stop` is set; then stop every child."""
+        # Bundles are unpacked under a folder named after this worker: one left behind by a killed
+        # predecessor with the same id (worker ids are unique) is removed now.
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
         unwatch = self.backend.watch_inputs(self._on_input)
         try:
             while not stop.is_set():
@@ -97,6 +102,12 @@ class GenericWorker:
         finally:
             unwatch()
             await asyncio.gather(*(self._stop(v, "shutting down") for v in list(self.children)))
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    @property
+    def folder(self) -> Path:
+        """Where this worker unpacks bundles: `<temp dir>/roomwire-<worker id>/<version>-<random>`."""
+        return Path(tempfile.gettempdir()) / f"roomwire-{self.worker_id}"
 
     def _on_input(self, room_id: str) -> None:
         self._wake.set()  # look now: the room may be of a version no child runs
@@ -171,7 +182,7 @@ class GenericWorker:
             raise DeployError(
                 f"version {version}: requirements.txt is not satisfied here: {'; '.join(problems)}"
             )
-        folder = Path(tempfile.mkdtemp(prefix=f"roomwire-{version}-"))
+        folder = Path(tempfile.mkdtemp(prefix=f"{version}-", dir=self.folder))
         # The child computes its version from these files: it must be this one, or it would
         # (safely, but uselessly) wait for rooms of another version.
         if await asyncio.to_thread(_write_and_hash, bundle, folder) != version:
