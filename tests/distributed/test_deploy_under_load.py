@@ -34,7 +34,7 @@ from distributed_kit import (
     wait_listening,
     wait_status,
 )
-from versions_kit import Processes, deploy_cli, rollback_cli
+from versions_kit import PROBE_S, Processes, deploy_cli, rollback_cli
 
 from roomwire.backends.base import Backend
 from roomwire.cli.status import Status
@@ -79,6 +79,7 @@ async def _until_new_rooms_get(backend: Backend, server: str, version: str) -> N
             if record is not None and record.code_version == version:
                 return
             assert time.monotonic() < deadline, f"{server} never pinned new rooms to {version}"
+            await asyncio.sleep(PROBE_S)  # pacing, under the joins-per-second limit of a connection
 
 
 def _flavours(load: Load) -> set[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 from distributed_kit import WAIT_S, free_port, opened_backend, wait_listening
-from versions_kit import Processes, deploy_cli, pong, room_version, write_version
+from versions_kit import PROBE_S, Processes, deploy_cli, pong, room_version, write_version
 
 from roomwire.backends.records import CreateInput, RoomRecord
 from roomwire.runtime.bundle import Bundle, SealedBundle
@@ -73,6 +73,7 @@ async def test_a_generic_worker_runs_each_version_in_a_child_of_its_own(
                 break
             await new.leave()
             assert time.monotonic() < deadline, "new rooms never got the deployed version"
+            await asyncio.sleep(PROBE_S)  # pacing, under the joins-per-second limit of a connection
         for n in range(2, 5):
             assert await pong(old, n) == "one"
             assert await pong(new, n) == "two"

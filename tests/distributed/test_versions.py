@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 
 from distributed_kit import WAIT_S, free_port, opened_backend, wait_listening
-from versions_kit import LEASE_TTL_S, Processes, deploy_cli, pong, room_version, versions_json, write_version
+from versions_kit import (
+    LEASE_TTL_S,
+    PROBE_S,
+    Processes,
+    deploy_cli,
+    pong,
+    room_version,
+    versions_json,
+    write_version,
+)
 
 from roomwire.runtime.versions import CURRENT_CACHE_S
 from roomwire_client import Client
@@ -57,6 +66,7 @@ async def test_rooms_keep_the_version_they_were_created_with_across_a_deploy(
             assert await pong(new, 0) == "one"
             await new.leave()
             assert time.monotonic() < deadline, "new rooms never got the deployed version"
+            await asyncio.sleep(PROBE_S)  # pacing, under the joins-per-second limit of a connection
         for n in range(2, 6):  # interleaved: each room always answers with its own version's code
             assert await pong(old, n) == "one"
             assert await pong(new, n) == "two"

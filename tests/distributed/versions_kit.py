@@ -21,6 +21,9 @@ from roomwire.runtime.bundle import pack
 from roomwire_client import Room
 
 LEASE_TTL_S = 1.0
+# Between probe rooms while waiting for a lobby to see a deploy (it re-reads the pointer once a
+# second): a connection may join or leave at most 10 times a second.
+PROBE_S = 0.25
 APP = """
 from roomwire import App
 import flavour

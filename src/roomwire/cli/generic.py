@@ -154,7 +154,7 @@ class GenericWorker:
             return
         try:
             folder = await self._unpack(version)
-        except DeployError as exc:
+        except (DeployError, OSError) as exc:  # refused, or the disk is full: retried with backoff
             self._failed(version, str(exc))
             return
         entry, attribute = self._entry[version]
@@ -164,9 +164,14 @@ class GenericWorker:
         if attribute:
             cmd += ["--app", attribute]
         env = {**os.environ, "ROOMWIRE_SECRET": self.secret}  # not in argv: `ps` shows argv
-        process = await asyncio.create_subprocess_exec(
-            *cmd, cwd=folder, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *cmd, cwd=folder, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None
+            )
+        except OSError as exc:  # out of processes or memory: retried with backoff
+            shutil.rmtree(folder, ignore_errors=True)
+            self._failed(version, f"cannot start a child: {exc}")
+            return
         self.children[version] = _Child(version, process, folder, time.monotonic())
         print(
             f"generic worker {self.worker_id}: version {version} started in child {process.pid} "
