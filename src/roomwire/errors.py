@@ -10,7 +10,9 @@
     ├─ RoomError          → RoomNotFoundError, RoomFullError, RoomClosedError, NotJoinedError,
     │                       UnknownMessageTypeError, MessageTooLargeError, HistoryGoneError
     ├─ BackendError       → BackendUnavailableError, StaleLeaseError, CommitConflictError
-    └─ SetupError         API misuse: duplicate handler, registration after start, bad policy
+    ├─ SetupError         API misuse: duplicate handler, registration after start, bad policy
+    └─ DeployError        a deploy or an app bundle is refused: cannot pack, fails to import,
+                          missing packages, unsigned or tampered (runtime/bundle.py)
 
 Wire-visible errors carry `code`; `roomwire.gateway` turns them into error frames in one place.
 """
@@ -25,6 +27,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "CommitConflictError",
+    "DeployError",
     "ForbiddenError",
     "HistoryGoneError",
     "MessageTooLargeError",
@@ -166,3 +169,7 @@ class CommitConflictError(BackendError):
 
 class SetupError(RoomwireError):
     """The app was declared wrongly: duplicate handler or route, bad policy, change after start."""
+
+
+class DeployError(RoomwireError):
+    """A deploy or an app bundle is refused; the message names what to fix (nothing was changed)."""

@@ -77,3 +77,17 @@ async def deploy(tmp_path: Path) -> AsyncIterator[Callable[..., Deployment]]:
             with contextlib.suppress(BackendUnavailableError):
                 async with opened_backend(deployment.backend_url) as backend:
                     await backend.drop_all()
+
+
+@pytest.fixture
+async def processes(tmp_path: Path, redis_url: str) -> AsyncIterator[Any]:
+    """versions_kit.Processes on a fresh namespace of the shared Redis; stopped and dropped after."""
+    from versions_kit import Processes
+
+    made = Processes(tmp_path, f"{redis_url}?namespace={new_namespace()}")
+    try:
+        yield made
+    finally:
+        made.stop_all()
+        async with opened_backend(made.url) as backend:
+            await backend.drop_all()

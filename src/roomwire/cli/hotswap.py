@@ -53,7 +53,11 @@ class HotSwap:
     def _build(self, app: App) -> Gateway:
         if not app.has_secret:
             app.use_secret(self._secret)
-        return app.build_gateway(self.backend, manage_backend=False)
+        gateway = app.build_gateway(self.backend, manage_backend=False)
+        if gateway.worker is not None:
+            # Dev reload runs every room on the newest code, whatever version it was created with.
+            gateway.worker.pinned = False
+        return gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -1,10 +1,12 @@
-"""The `roomwire` command: run (development, embedded), serve (production processes), status (operators)."""
+"""The `roomwire` command: run (development, embedded), serve (production processes), status,
+deploy, versions and rollback (operators)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -21,6 +23,7 @@ import uvicorn
 import watchfiles
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 import roomwire
 from roomwire.app import App
@@ -30,9 +33,10 @@ from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
 from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
-from roomwire.errors import RoomwireError
+from roomwire.errors import DeployError, RoomwireError
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
 from roomwire.protocol.codec import CodecName
+from roomwire.runtime.bundle import pack
 from roomwire.runtime.worker import Worker
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -141,7 +145,7 @@ def run(
 
 
 @main.command()
-@click.argument("app_path", metavar="APP.py")
+@click.argument("app_path", metavar="[APP.py]", required=False)
 @click.option(
     "--backend",
     "backend_url",
@@ -159,8 +163,19 @@ def run(
     "--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret shared by every process."
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--any-version",
+    is_flag=True,
+    help="Run rooms of every code version, not only this code's (rooms may then run other code).",
+)
+@click.option(
+    "--deploy-key",
+    envvar="ROOMWIRE_DEPLOY_KEY",
+    default=None,
+    help="Without APP.py: run only bundles signed with this key.",
+)
 def serve(
-    app_path: str,
+    app_path: str | None,
     backend_url: str,
     role: str,
     host: str,
@@ -170,9 +185,18 @@ def serve(
     lease_ttl: float,
     secret: str | None,
     log_level: str,
+    any_version: bool,
+    deploy_key: str | None,
 ) -> None:
-    """Run APP.py as a production process: gateway, worker, or both, on a shared engine."""
+    """Run APP.py as a production process: gateway, worker, or both, on a shared engine.
+
+    Without APP.py, `--role worker` runs the deployed versions that rooms need, each in a child
+    process of its own (`roomwire deploy` stores them).
+    """
     _setup_logging(log_level)
+    if app_path is None:
+        _serve_generic(backend_url, role, worker_id, lease_ttl, secret, log_level, deploy_key)
+        return
     try:
         app = load_app(app_path, app_name)
         backend = backend_from_url(backend_url)
@@ -198,14 +222,20 @@ def serve(
     if backend.name in EMBEDDED and role != "all":
         _fail(f"the {backend.name} backend lives in one process; use --role all, or an engine like redis://")
     spread_s = 0.0 if backend.name in EMBEDDED else SPREAD_S
+    declared, app.version = app.version, _served_version(app_path, app_name, app.version)
+    # One process on an embedded backend is the only worker there will ever be: pinning would
+    # strand the rooms of the code it ran before a restart.
+    pinned = not any_version and backend.name not in EMBEDDED
     if role == "worker":
-        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s))
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared, pinned))
         return
     gateway = app.build_gateway(backend, run_worker=role == "all", worker_id=worker_id, lease_ttl_s=lease_ttl)
     worker = gateway.worker
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     if worker is not None:
         worker.spread_s = spread_s
+        worker.also_runs = frozenset({declared})
+        worker.pinned = pinned
         background.append(lambda: publish_worker_stats(worker, backend))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
@@ -247,6 +277,226 @@ def status(backend_url: str, room_type: str | None, as_json: bool) -> None:
         asyncio.run(read())
     except RoomwireError as exc:
         _fail(str(exc))
+
+
+def _serve_generic(
+    backend_url: str,
+    role: str,
+    worker_id: str | None,
+    lease_ttl: float,
+    secret: str | None,
+    log_level: str,
+    deploy_key: str | None,
+) -> None:
+    from roomwire.cli.deploy import check_key
+    from roomwire.cli.generic import GenericWorker
+
+    if role != "worker":
+        _fail("serve needs APP.py, except with --role worker (which runs the deployed versions)")
+    if not secret:
+        _fail("workers sign seats with the gateways' secret: pass --secret or set ROOMWIRE_SECRET")
+        return
+    try:
+        key = check_key(deploy_key)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+    backend = _engine(backend_url, "a generic worker")
+    ident = worker_id or f"g-{os.urandom(4).hex()}"
+
+    async def run() -> None:
+        await backend.open()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        generic = GenericWorker(backend, backend_url, ident, secret, lease_ttl, key, log_level)
+        console.print(
+            f"roomwire {roomwire.__version__}: generic worker {ident} running deployed versions "
+            f"on {escape(backend_url)}"
+        )
+        try:
+            await generic.run(stop)
+        finally:
+            await backend.aclose()
+
+    _run_loop(run())
+
+
+def _served_version(app_path: str, app_name: str | None, declared: str) -> str:
+    # Promise 5: a served process's code version is the content hash of its bundle, the same id
+    # `roomwire deploy` gives these files, so its worker claims exactly the rooms pinned to them.
+    try:
+        return pack(app_path, app_name).version
+    except (DeployError, OSError) as exc:
+        console.print(
+            f"[yellow]warning:[/] cannot bundle {escape(app_path)} ({escape(str(exc))}); "
+            f"using the App's declared version {escape(repr(declared))}"
+        )
+        return declared
+
+
+def _engine(backend_url: str, command: str) -> Backend:
+    try:
+        backend = backend_from_url(backend_url)
+    except RoomwireError as exc:
+        _fail(escape(str(exc)))
+        raise AssertionError("unreachable") from exc
+    if backend.name in EMBEDDED:
+        _fail(f"the {backend.name} backend lives inside the serving process; {command} needs a shared engine")
+    return backend
+
+
+def _run_operator(backend: Backend, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def run() -> None:
+        await backend.open()
+        try:
+            await action()
+        finally:
+            await backend.aclose()
+
+    try:
+        asyncio.run(run())
+    except RoomwireError as exc:  # DeployError included: nothing was changed
+        _fail(escape(str(exc)))
+
+
+_BACKEND_OPTION = click.option(
+    "--backend",
+    "backend_url",
+    envvar="ROOMWIRE_BACKEND",
+    required=True,
+    help="Engine URL: redis://HOST:PORT/DB.",
+)
+_KEY_OPTION = click.option(
+    "--key",
+    envvar="ROOMWIRE_DEPLOY_KEY",
+    default=None,
+    help="Deploy key: bundles are signed with it, and unsigned or tampered ones refused.",
+)
+
+
+@main.command()
+@click.argument("app_dir", metavar="APP_DIR")
+@_BACKEND_OPTION
+@click.option("--app", "app_name", default=None, help="Name of the App object when the file has several.")
+@_KEY_OPTION
+def deploy(app_dir: str, backend_url: str, app_name: str | None, key: str | None) -> None:
+    """Bundle APP_DIR (or APP.py), validate it, store it and make it the version new rooms get."""
+    from roomwire.cli.deploy import check_key, publish, validate
+
+    try:
+        key = check_key(key)
+        bundle = pack(app_dir, app_name)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+    backend = _engine(backend_url, "deploy")
+    size = f"{len(bundle.files)} files, {bundle.size_bytes} bytes"
+    console.print(f"validating version {bundle.version} ({size})")
+    try:
+        validated = validate(bundle)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+
+    async def act() -> None:
+        switched = await publish(backend, bundle, validated, key)
+        click.echo(f"version {switched.version} (current), {_replaced(switched.version, switched.replaced)}")
+
+    _run_operator(backend, act)
+
+
+def _replaced(version: str, old: str | None) -> str:
+    if old is None:
+        return "first deploy"
+    return "already current" if old == version else f"replaced {old}"
+
+
+@main.command()
+@click.argument("version")
+@_BACKEND_OPTION
+@_KEY_OPTION
+def rollback(version: str, backend_url: str, key: str | None) -> None:
+    """Make a stored VERSION current again: new rooms get it; running rooms keep theirs."""
+    from roomwire.cli.deploy import check_key
+    from roomwire.cli.deploy import rollback as roll_back
+
+    try:
+        key = check_key(key)
+    except DeployError as exc:
+        _fail(escape(str(exc)))
+        return
+    backend = _engine(backend_url, "rollback")
+
+    async def act() -> None:
+        switched = await roll_back(backend, version, key)
+        click.echo(f"version {switched.version} (current), {_replaced(switched.version, switched.replaced)}")
+
+    _run_operator(backend, act)
+
+
+@main.command()
+@_BACKEND_OPTION
+@click.option("--prune", is_flag=True, help="Remove the versions no room uses and that are not current.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
+def versions(backend_url: str, prune: bool, as_json: bool) -> None:
+    """List deployed versions: which is current, and how many live rooms each one runs."""
+    from roomwire.cli.deploy import age, version_rows
+    from roomwire.cli.deploy import prune as prune_versions
+
+    backend = _engine(backend_url, "versions")
+
+    async def act() -> None:
+        removed = await prune_versions(backend) if prune else []
+        rows, undeployed = await version_rows(backend)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "versions": [
+                            {
+                                "version": r.info.version,
+                                "current": r.is_current,
+                                "rooms": r.rooms,
+                                "workers": r.workers,
+                                "app": r.info.app,
+                                "room_types": r.info.room_types,
+                                "files": len(r.info.files),
+                                "size_bytes": r.info.size_bytes,
+                                "signed": r.info.signed,
+                                "deployed_at": r.info.deployed_at,
+                            }
+                            for r in rows
+                        ],
+                        "undeployed_rooms": undeployed,
+                        "pruned": removed,
+                    }
+                )
+            )
+            return
+        table = Table("version", "", "rooms", "workers", "app", "room types", "files", "signed", "deployed")
+        for r in rows:
+            table.add_row(
+                r.info.version,
+                "current" if r.is_current else "",
+                str(r.rooms),
+                escape(", ".join(r.workers)),
+                escape(r.info.app),
+                escape(", ".join(r.info.room_types)),
+                str(len(r.info.files)),
+                "yes" if r.info.signed else "no",
+                f"{age(r.info.deployed_at)} ago",
+            )
+        out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        out.print(table if rows else "no deployed versions; `roomwire deploy APP_DIR` stores one")
+        for version, count in sorted(undeployed.items()):
+            name = version or "(none: from before versions)"
+            out.print(f"{count} live room(s) of version {escape(name)}, which is not stored")
+        if prune:
+            out.print(f"pruned {len(removed)} version(s): {', '.join(removed) or 'none'}")
+
+    _run_operator(backend, act)
 
 
 @main.command()
@@ -423,7 +673,15 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
         console.print(f"reloaded after a change in {escape(names)}; rooms kept their state")
 
 
-async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: float, spread_s: float) -> None:
+async def _work(
+    app: App,
+    backend: Backend,
+    worker_id: str | None,
+    lease_ttl: float,
+    spread_s: float,
+    declared: str,
+    pinned: bool,
+) -> None:
     for room_type in app.room_types.values():
         room_type.freeze()
     await backend.open()
@@ -435,10 +693,17 @@ async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: fl
         code_version=app.version,
         spread_s=spread_s,
         presence_ttl_s=app.settings.presence_ttl_s,
+        pinned=pinned,
     )
+    worker.also_runs = frozenset({declared})  # rooms from before content-hash versions
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
-    console.print(escape(f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r}"))
+    console.print(
+        escape(
+            f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r} "
+            f"version {app.version}"
+        )
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -29,6 +29,7 @@ from roomwire.gateway.errors import error_response
 from roomwire.protocol.values import check_json_value
 from roomwire.runtime.bans import ban_key
 from roomwire.runtime.roomtype import RoomType
+from roomwire.runtime.versions import CurrentVersion
 
 Authenticator = Callable[[Request], Awaitable[Identity | None]]
 WS_PATH = "/ws"
@@ -76,6 +77,7 @@ class Lobby:
         self.code_version = code_version
         self.max_meta_bytes = max_meta_bytes
         self.creations = CreationLimiter(rooms_per_player_per_min)
+        self.current = CurrentVersion(backend)
 
     def routes(self) -> list[Route]:
         """Starlette routes of the lobby."""
@@ -194,6 +196,9 @@ class Lobby:
         # a codec cannot carry (a JSON integer of 2^64 or more); a ProtocolError is a 400.
         check_json_value(options, "options")
         check_json_value(meta, "meta")
+        # Promise 5: a new room is pinned to the deployed current version (`roomwire deploy`),
+        # else to the code serving this lobby; workers run only rooms of their own version.
+        version = await self.current.get() or self.code_version
         now = time.time()
         record = RoomRecord(
             id=secrets.token_urlsafe(9),
@@ -202,7 +207,7 @@ class Lobby:
             meta=meta,
             private=private,
             created_at=now,
-            code_version=self.code_version,
+            code_version=version,
         )
         await self.backend.create_room(record, CreateInput(options, now))
         return record

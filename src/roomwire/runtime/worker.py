@@ -43,8 +43,15 @@ class Worker:
         code_version: str = "",
         spread_s: float = 0.0,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+        pinned: bool = True,
     ) -> None:
         self.room_types = room_types
+        # Promise 5: a pinned worker runs only rooms created for its code_version (or with no
+        # version recorded); dev reload (cli/hotswap.py) unpins, to run every room on new code.
+        self.pinned = pinned
+        # Versions besides its own this worker also runs: `roomwire serve` adds the App's
+        # declared `version=`, which rooms created before content-hash versions recorded.
+        self.also_runs: frozenset[str] = frozenset()
         # Gateways renew their presence every ttl/3; checking every ttl/2 and acting on the
         # second miss in a row leaves a gateway back from an engine outage time to renew.
         self.presence_check_s = presence_ttl_s / 2
@@ -175,6 +182,8 @@ class Worker:
         try:
             if self.spread_s and self._held:
                 await asyncio.sleep(min(0.05, self.spread_s * len(self._held)))
+            if self.pinned and not await self._runs_version_of(room_id):
+                return  # left for a worker running its version; never run under other code
             epoch = await self.backend.acquire_lease(room_id, self.id, self.lease_ttl_s)
             if epoch is None:
                 return  # another worker holds it (the sweep retries once its lease expires)
@@ -199,6 +208,16 @@ class Worker:
             log.exception("worker %s could not claim room %s", self.id, room_id)
         finally:
             self._starting.pop(room_id, None)
+
+    async def _runs_version_of(self, room_id: str) -> bool:
+        # Checked before taking the lease, so a room of another version is never leased here
+        # (a lease taken and given back would delay the worker that can run it).
+        # A generic worker (cli/generic.py) runs one pinned worker per version in a child.
+        record = await self.backend.get_room(room_id)
+        if record is None:
+            return True  # gone: the claim finds out and gives up
+        version = record.code_version
+        return version in ("", self.code_version) or version in self.also_runs
 
     async def _drive(self, executor: RoomExecutor) -> None:
         room_id = executor.room_id
