@@ -20,8 +20,9 @@ from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
 log = logging.getLogger("roomwire.gateway")
 
 REPLAY_CHUNK = 256  # events read from history per call while a resume replays
-# What encoding an event can raise: an unsupported type, a too-wide int, a bad key.
-_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+# What encoding an event can raise: an unsupported type, a too-wide int, a bad key, and nesting
+# too deep for this stack (the checkpoint bounds depth, so this is a safety net).
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
 
 
 @dataclass(eq=False, slots=True)
