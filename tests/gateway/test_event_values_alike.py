@@ -144,3 +144,37 @@ async def test_message_data_nested_deeper_than_100_is_a_bad_frame(server: Server
     assert error["code"] == "bad_frame" and "deeper than 100" in error["message"], error
     await client.send({"t": "msg", "room": room, "type": "say", "data": nest(100), "id": 1})
     await client.recv_until("ack", id=1)  # and the handler may wrap it: events nest up to 128
+
+
+def large_app() -> App:
+    """A room type whose handler broadcasts a string of the size it is sent."""
+    app = App("event-size")
+    room_type = app.room("big", max_players=4, rate_limit=None, idle_timeout_s=60, history=16)
+
+    @room_type.message("big")
+    def big(room: Any, player: Any, msg: Any) -> None:
+        room.broadcast("big", v="x" * int(msg))
+
+    @room_type.message("say")
+    def say(room: Any, player: Any, msg: Any) -> None:
+        room.broadcast("said", v=msg)
+
+    return app
+
+
+async def test_an_event_larger_than_a_send_queue_fails_its_step_not_every_connection() -> None:
+    # On main a 9 MiB event closed every player of the room 4002 (it alone overflows the 8 MiB
+    # send queue), and each resume replayed it and was closed again while the history kept it.
+    app = large_app()
+    async with serve_app(app) as base, serving(base, app) as server:
+        a, seat = await server.player(create=True, type="big", codec="msgpack")
+        b, _ = await server.player(await server.seat("big", room=seat.room))
+        room = seat.room
+        for size, outcome in ((900_000, "ack"), (9 * 1024 * 1024, "reject"), (2 * 1024 * 1024, "reject")):
+            sent = await a.msg(room, "big", size)
+            answer = await _answer(a, sent)
+            assert answer["t"] == outcome, (size, answer)
+        said = await b.msg(room, "say", "still here")
+        await b.recv_until("ack", id=said)
+        await a.recv_until("event", type="said")
+        assert [len(e["data"]["v"]) for e in b.events(room, "big")] == [900_000]

@@ -26,6 +26,10 @@ INT_MAX: Final = 2**64 - 1
 MAX_DEPTH: Final = 100  # levels of lists and maps in message data and lobby values (protocol §3)
 # Event data may nest a little deeper, so that game code can wrap what a client sent.
 MAX_EVENT_DEPTH: Final = 128
+# An event's data, encoded (MessagePack or JSON), at most this many bytes: well within every
+# connection's send queue (GatewaySettings.max_queue_bytes, 8 MiB, half of it while a resume
+# streams), so any event can reach a client that reads and a resume never meets one it cannot send.
+MAX_EVENT_BYTES: Final = 1024 * 1024
 _msgpack: Final = msgspec.msgpack.Encoder()
 _NONE = type(None)
 

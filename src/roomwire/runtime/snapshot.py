@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from roomwire.protocol.errors import ProtocolError
-from roomwire.protocol.values import MAX_EVENT_DEPTH, check_value
+from roomwire.protocol.values import MAX_EVENT_BYTES, MAX_EVENT_DEPTH, check_value
 
 
 class PlayerRecord(msgspec.Struct, array_like=True):
@@ -90,7 +90,7 @@ def freeze_event_data(event_type: str, data: Any) -> Any:
     plain data (protocol.values), so players of both codecs see the same value. Nesting is
     bounded there too: a value near Python's recursion limit encodes here yet fails in the
     fan-out's deeper stack. (Objects the codecs turn into plain data alike, such as UUIDs,
-    enums and Structs, arrive as that data.)
+    enums and Structs, arrive as that data.) Its encoded size is bounded by MAX_EVENT_BYTES.
     The copy is the MessagePack round trip: game code often broadcasts a list or dict it keeps in
     its state, and a later step changing that object must not change an event already emitted
     (nor the history a resume replays). About 1 µs for a small event; a 600-entry list of maps
@@ -101,12 +101,19 @@ def freeze_event_data(event_type: str, data: Any) -> Any:
         return data  # immutable and carried by every codec
     try:
         packed = _encoder.encode(data)
-        _json.encode(data)
+        text = _json.encode(data)
     except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
         # Overflow: a wide int; RecursionError: nested past what the encoder can reach here.
         raise TypeError(
             f"event {event_type!r} holds data that cannot be sent to every client: {exc}"
         ) from exc
+    size = max(len(packed), len(text))
+    if size > MAX_EVENT_BYTES:
+        # A larger one would overflow a connection's send queue (close 4002) on every delivery
+        # and every resume that replays it, for as long as the history keeps it.
+        raise TypeError(
+            f"event {event_type!r} is {size} bytes encoded; events are limited to {MAX_EVENT_BYTES} bytes"
+        )
     copy = _any.decode(packed)
     try:
         check_value(copy, "its data", MAX_EVENT_DEPTH)  # plain data only after the round trip
