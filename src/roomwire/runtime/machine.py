@@ -198,7 +198,9 @@ class RoomMachine:
 
     def request_kick(self, player: str, reason: str, ban: bool = False) -> None:
         """Remove a player once the current step succeeds; `ban` refuses them for the room's life."""
-        self._kicks.append((player, reason, ban))
+        # A string, as for request_end: it is stored in the snapshot (`banned`, typed str), where
+        # another type would still encode but never decode again (no rollback, no recovery).
+        self._kicks.append((player, str(reason), ban))
 
     # --- what the driver calls --------------------------------------------------------------------
 
