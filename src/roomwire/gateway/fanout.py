@@ -19,7 +19,11 @@ from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
 
 log = logging.getLogger("roomwire.gateway")
 
-REPLAY_CHUNK = 256  # events read from history per call while a resume replays
+REPLAY_CHUNK = 256  # events read from history per call while a resume replays, at most
+# ... and about this many bytes of them (as encoded for the connection): a read decodes its own
+# copy of each event on Redis, so 256 large events would hold hundreds of MB per resuming client.
+REPLAY_CHUNK_BYTES = 1024 * 1024
+REPLAY_FIRST_CHUNK = 16
 # What encoding an event can raise: an unsupported type, a too-wide int, a bad key, and nesting
 # too deep for this stack (the checkpoint bounds depth, so this is a safety net).
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
@@ -375,16 +379,18 @@ class RoomFanout:
         conn = member.conn
         player = member.player
         low_frames, low_bytes = conn.max_queue_frames // 2, conn.max_queue_bytes // 2
+        chunk = REPLAY_FIRST_CHUNK  # until the first events tell how large they are
         try:
             while not conn.is_closed:
                 try:
-                    history = await self.backend.read_events(self.room_id, member.delivered, REPLAY_CHUNK)
+                    history = await self.backend.read_events(self.room_id, member.delivered, chunk)
                 except HistoryGoneError:
                     gone = "events to resume from are no longer kept"
                     conn.send_frame(Error(ErrorCode.HISTORY_GONE, gone, self.room_id))
                     break
                 if not history:
                     break
+                sent = sent_bytes = 0
                 for ev in history:
                     if ev.seq <= member.delivered:
                         continue
@@ -393,8 +399,14 @@ class RoomFanout:
                     if self.members.get(player) is not member:
                         return  # replaced by a newer connection, removed, or the room ended
                     member.delivered = ev.seq
-                    if ev.is_for(player) and not self._replay_one(member, ev):
-                        return
+                    if ev.is_for(player):
+                        size = self._replay_one(member, ev)
+                        if size < 0:
+                            return
+                        sent, sent_bytes = sent + 1, sent_bytes + size
+                del history  # not held while the next read waits
+                if sent:  # size the next read by what these events weighed
+                    chunk = max(1, min(REPLAY_CHUNK, REPLAY_CHUNK_BYTES * sent // max(sent_bytes, 1)))
                 self._trim_buffer(member)
         except BackendError:
             log.exception(
@@ -409,19 +421,22 @@ class RoomFanout:
             if isinstance(item, OutEvent):
                 if item.seq > member.delivered:
                     member.delivered = item.seq
-                    if item.is_for(player) and not self._replay_one(member, item):
+                    if item.is_for(player) and self._replay_one(member, item) < 0:
                         return
             else:
                 self._send_receipt(member, item)
 
-    def _replay_one(self, member: Member, ev: OutEvent) -> bool:
-        """Queue one event of a replay; False (and the connection closed) if it cannot be encoded."""
+    def _replay_one(self, member: Member, ev: OutEvent) -> int:
+        """Queue one event of a replay; its encoded size, or -1 (and the connection closed) if it
+        cannot be encoded."""
+        conn = member.conn
         try:
-            member.conn.send_frame(Event(self.room_id, ev.seq, ev.type, ev.data))
+            payload = conn.codec.encode(Event(self.room_id, ev.seq, ev.type, ev.data))
         except _ENCODE_ERRORS as exc:
             self._cannot_encode(member, ev, exc)
-            return False
-        return True
+            return -1
+        conn.send_wire(conn.wire_for(payload))
+        return len(payload)
 
     def _trim_buffer(self, member: Member) -> None:
         """Drop buffered live events the replay has sent since: the bound counts only what is left."""
