@@ -9,9 +9,12 @@ the events it sent weighed (about 1 MiB per read).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+import websockets
 from gateway_harness import serving
 
 from roomwire import App
@@ -72,3 +75,31 @@ async def test_a_resume_of_large_events_reads_about_a_mebibyte_at_a_time() -> No
         reads = [limit for limit in backend.limits if limit is not None]
         assert reads, backend.limits
         assert max(reads) * EVENT_BYTES <= 2 * 1024 * 1024, reads
+
+
+async def test_a_stalled_resume_holds_live_events_up_to_the_send_queue_bytes_only() -> None:
+    # On main the live buffer was bounded in frames only (2048): 120 live events of 100 KB
+    # (12 MB) stayed held for a resumer that read nothing, for as long as it stayed connected.
+    app = big_app()
+    async with serve_app(app, CountingBackend()) as url, serving(url, app) as server:
+        resumer, seat = await server.player(create=True, type="big")
+        room = seat.room
+        rejoin = [f for f in resumer.frames if f["t"] == "joined"][-1]["rejoin"]
+        await resumer.aclose()
+        producer, _ = await server.player(await server.seat("big", room=room))
+        producer.record = False
+        for _ in range(3):  # 18 MB of history: more than the socket buffers and half the queue
+            sent = await producer.msg(room, "burst")
+            await producer.recv_until("ack", timeout=30, id=sent)
+
+        stalled = await server.connect(max_queue=1)  # its client library stops reading
+        await stalled.send({"t": "join", "room": room, "seat": rejoin, "since": 0})
+        for _ in range(2):  # 12 MB live, 120 frames: past the 8 MiB queue bytes, not its frames
+            sent = await producer.msg(room, "burst")
+            await producer.recv_until("ack", timeout=30, id=sent)
+        stalled.record = False
+        async with asyncio.timeout(60):
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await stalled.recv(30)
+        assert stalled.ws.close_code == 4002, (stalled.ws.close_code, stalled.ws.close_reason)

@@ -24,6 +24,7 @@ REPLAY_CHUNK = 256  # events read from history per call while a resume replays, 
 # copy of each event on Redis, so 256 large events would hold hundreds of MB per resuming client.
 REPLAY_CHUNK_BYTES = 1024 * 1024
 REPLAY_FIRST_CHUNK = 16
+_RECEIPT_BYTES = 64  # about what an ack or reject weighs, for the live buffer's byte bound
 # What encoding an event can raise: an unsupported type, a too-wide int, a bad key, and nesting
 # too deep for this stack (the checkpoint bounds depth, so this is a safety net).
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
@@ -38,6 +39,8 @@ class Member:
     conn: Connection
     delivered: int = 0  # highest room seq this member has been given (or skipped as not theirs)
     buffer: list[OutEvent | Receipt] | None = None
+    buffer_sizes: list[int] = field(default_factory=list)  # encoded bytes of each buffer item
+    buffered_bytes: int = 0
     max_bytes: int = 16 * 1024  # the room type's max_message_bytes
     limiter: Any = None  # the gateway's rate limiter for this player in this room, or None
     session: str = ""  # the `ref` of the join that made this member (see DisconnectInput)
@@ -120,7 +123,7 @@ class RoomFanout:
             member = self.members.get(receipt.player)
             if member is not None:
                 if member.buffer is not None:
-                    self._buffer(member, receipt)
+                    self._buffer(member, receipt, _RECEIPT_BYTES)
                 else:
                     self._send_receipt(member, receipt)
         if pub.ended is not None:
@@ -244,13 +247,27 @@ class RoomFanout:
             for member in members:
                 if seq <= member.delivered:
                     continue
+                conn = member.conn
                 if member.buffer is not None:
-                    self._buffer(member, ev)
+                    if targeted and not ev.is_for(member.player):
+                        self._buffer(member, ev, 0)
+                        continue
+                    # Its size bounds the buffer in bytes: encoded once per wire kind, as below.
+                    data = wire.get(conn.wire_kind)
+                    if data is None:
+                        try:
+                            payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                        except _ENCODE_ERRORS:
+                            # Not cached: live members of this kind must meet the failure
+                            # themselves; the replay meets it too and closes this one (1011).
+                            self._buffer(member, ev, 0)
+                            continue
+                        data = wire[conn.wire_kind] = conn.wire_for(payload)
+                    self._buffer(member, ev, len(data))
                     continue
                 member.delivered = seq
                 if targeted and not ev.is_for(member.player):
                     continue
-                conn = member.conn
                 data = wire.get(conn.wire_kind)
                 if data is None:
                     try:
@@ -265,17 +282,18 @@ class RoomFanout:
                 else:
                     conn.send_wire(data)
 
-    def _buffer(self, member: Member, item: OutEvent | Receipt) -> None:
-        """Keep a live event or receipt for a member whose replay is still running.
+    def _buffer(self, member: Member, item: OutEvent | Receipt, size: int) -> None:
+        """Keep a live event or receipt (`size` bytes encoded) for a member whose replay is still running.
 
-        Bounded like the send queue: a client that cannot take the replay and the live traffic
-        behind it is closed as a slow consumer (4002) and resumes later from where it got to.
+        Bounded like the send queue, in frames and bytes: a client that cannot take the replay
+        and the live traffic behind it is closed as a slow consumer (4002) and resumes later
+        from where it got to.
         """
         buffer = member.buffer
         conn = member.conn
         if buffer is None or conn.is_closed:
             return
-        if len(buffer) >= conn.max_queue_frames:
+        if len(buffer) >= conn.max_queue_frames or member.buffered_bytes + size > conn.max_queue_bytes:
             log.info(
                 "room %s: replay to %s fell %d frames behind; closing",
                 self.room_id,
@@ -283,9 +301,12 @@ class RoomFanout:
                 len(buffer),
             )
             member.buffer = None
+            member.buffer_sizes, member.buffered_bytes = [], 0
             conn.drop_slow_consumer("slow consumer: replay fell behind live events")
             return
         buffer.append(item)
+        member.buffer_sizes.append(size)
+        member.buffered_bytes += size
 
     def _cannot_encode(self, member: Member, ev: OutEvent, exc: Exception) -> None:
         """An event this connection's codec cannot encode: close it (1011), never the others."""
@@ -415,6 +436,7 @@ class RoomFanout:
             conn.close(1011, "replay failed")
             return
         buffered, member.buffer = member.buffer or [], None
+        member.buffer_sizes, member.buffered_bytes = [], 0
         if conn.is_closed or self.members.get(player) is not member:
             return
         for item in buffered:
@@ -443,4 +465,11 @@ class RoomFanout:
         buffer = member.buffer
         if buffer:
             delivered = member.delivered
-            member.buffer = [x for x in buffer if not (isinstance(x, OutEvent) and x.seq <= delivered)]
+            kept = [
+                (x, size)
+                for x, size in zip(buffer, member.buffer_sizes, strict=True)
+                if not (isinstance(x, OutEvent) and x.seq <= delivered)
+            ]
+            member.buffer = [x for x, _ in kept]
+            member.buffer_sizes = [size for _, size in kept]
+            member.buffered_bytes = sum(member.buffer_sizes)
