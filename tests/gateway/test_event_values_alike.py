@@ -20,7 +20,10 @@ import pytest
 from gateway_harness import Server, serving
 
 from roomwire import App
+from roomwire.backends.redis import RedisBackend
 from roomwire.testing import serve_app
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 ODD: dict[str, Any] = {
     "nan": float("nan"),
@@ -79,10 +82,12 @@ def values_app() -> App:
     return app
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
+@pytest.fixture(params=["memory", "redis"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    # On Redis the fan-out runs in the pub/sub reader's task: another stack than the worker's.
     app = values_app()
-    async with serve_app(app) as base, serving(base, app) as srv:
+    backend = RedisBackend(REDIS_URL, f"t-{uuid.uuid4().hex[:12]}") if request.param == "redis" else None
+    async with serve_app(app, backend) as base, serving(base, app) as srv:
         yield srv
 
 
