@@ -186,9 +186,10 @@ class RoomFanout:
         lost: tuple[int, int] | None = None
         missing: tuple[OutEvent, ...] = ()
         try:
-            missing = tuple(
-                ev for ev in await self.backend.read_events(self.room_id, after) if ev.seq <= until
-            )
+            # Only the hole: without a limit this read the whole history after it (up to the room
+            # type's `history` events, in one engine call) while the room's commits were held.
+            events = await self.backend.read_events(self.room_id, after, until - after)
+            missing = tuple(ev for ev in events if ev.seq <= until)
         except HistoryGoneError:
             lost = (after + 1, until)
         except BackendError:
