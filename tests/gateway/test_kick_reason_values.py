@@ -9,12 +9,17 @@ that is not a string.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
 from gateway_harness import serving
 
 from roomwire import App
+from roomwire.backends.redis import RedisBackend
 from roomwire.testing import serve_app
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def kick_app() -> App:
@@ -37,9 +42,11 @@ def kick_app() -> App:
     return app
 
 
-async def test_a_kick_reason_that_is_not_a_string_is_sent_as_one_and_the_room_goes_on() -> None:
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+async def test_a_kick_reason_that_is_not_a_string_is_sent_as_one_and_the_room_goes_on(engine: str) -> None:
     app = kick_app()
-    async with serve_app(app) as base, serving(base, app) as server:
+    backend = RedisBackend(REDIS_URL, f"t-{uuid.uuid4().hex[:12]}") if engine == "redis" else None
+    async with serve_app(app, backend) as base, serving(base, app) as server:
         a, seat = await server.player(create=True, type="k")
         b, b_seat = await server.player(await server.seat("k", room=seat.room))
         room = seat.room
