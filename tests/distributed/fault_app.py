@@ -13,6 +13,7 @@ test sees a killed gateway's players go within seconds.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import Any
@@ -82,5 +83,27 @@ def create_sleepy(room: Room, options: Any) -> None:
 
 @sleepy.message("add")
 def add_sleepy(room: Room, player: Player, msg: Add) -> None:
+    room.state["n"] += 1
+    room.broadcast("added", n=room.state["n"], c=msg.c, k=msg.k)
+
+
+hung = app.room("hung", max_players=2, rate_limit=None, reconnect_grace_s=60.0, step_timeout_s=1.0)
+
+
+@hung.on_create
+def create_hung(room: Room, options: Any) -> None:
+    room.state["n"] = 0
+
+
+@hung.message("hang")
+async def hang(room: Room, player: Player, msg: Any) -> None:
+    """Awaits forever (a stuck call), so the step deadline must end it on whichever worker runs it."""
+    room.state["n"] += 1000
+    print(f"hang handler running in room {room.id}", file=sys.stderr, flush=True)
+    await asyncio.Event().wait()
+
+
+@hung.message("add")
+def add_hung(room: Room, player: Player, msg: Add) -> None:
     room.state["n"] += 1
     room.broadcast("added", n=room.state["n"], c=msg.c, k=msg.k)

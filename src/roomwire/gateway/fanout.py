@@ -19,9 +19,15 @@ from roomwire.protocol.frames import Ack, Error, Event, Joined, Left, Reject
 
 log = logging.getLogger("roomwire.gateway")
 
-REPLAY_CHUNK = 256  # events read from history per call while a resume replays
-# What encoding an event can raise: an unsupported type, a too-wide int, a bad key.
-_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+REPLAY_CHUNK = 256  # events read from history per call while a resume replays, at most
+# ... and about this many bytes of them (as encoded for the connection): a read decodes its own
+# copy of each event on Redis, so 256 large events would hold hundreds of MB per resuming client.
+REPLAY_CHUNK_BYTES = 1024 * 1024
+REPLAY_FIRST_CHUNK = 16
+_RECEIPT_BYTES = 64  # about what an ack or reject weighs, for the live buffer's byte bound
+# What encoding an event can raise: an unsupported type, a too-wide int, a bad key, and nesting
+# too deep for this stack (the checkpoint bounds depth, so this is a safety net).
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
 
 
 @dataclass(eq=False, slots=True)
@@ -33,6 +39,8 @@ class Member:
     conn: Connection
     delivered: int = 0  # highest room seq this member has been given (or skipped as not theirs)
     buffer: list[OutEvent | Receipt] | None = None
+    buffer_sizes: list[int] = field(default_factory=list)  # encoded bytes of each buffer item
+    buffered_bytes: int = 0
     max_bytes: int = 16 * 1024  # the room type's max_message_bytes
     limiter: Any = None  # the gateway's rate limiter for this player in this room, or None
     session: str = ""  # the `ref` of the join that made this member (see DisconnectInput)
@@ -115,7 +123,7 @@ class RoomFanout:
             member = self.members.get(receipt.player)
             if member is not None:
                 if member.buffer is not None:
-                    self._buffer(member, receipt)
+                    self._buffer(member, receipt, _RECEIPT_BYTES)
                 else:
                     self._send_receipt(member, receipt)
         if pub.ended is not None:
@@ -179,9 +187,10 @@ class RoomFanout:
         lost: tuple[int, int] | None = None
         missing: tuple[OutEvent, ...] = ()
         try:
-            missing = tuple(
-                ev for ev in await self.backend.read_events(self.room_id, after) if ev.seq <= until
-            )
+            # Only the hole: without a limit this read the whole history after it (up to the room
+            # type's `history` events, in one engine call) while the room's commits were held.
+            events = await self.backend.read_events(self.room_id, after, until - after)
+            missing = tuple(ev for ev in events if ev.seq <= until)
         except HistoryGoneError:
             lost = (after + 1, until)
         except BackendError:
@@ -240,13 +249,27 @@ class RoomFanout:
             for member in members:
                 if seq <= member.delivered:
                     continue
+                conn = member.conn
                 if member.buffer is not None:
-                    self._buffer(member, ev)
+                    if targeted and not ev.is_for(member.player):
+                        self._buffer(member, ev, 0)
+                        continue
+                    # Its size bounds the buffer in bytes: encoded once per wire kind, as below.
+                    data = wire.get(conn.wire_kind)
+                    if data is None:
+                        try:
+                            payload = conn.codec.encode(Event(room, ev.seq, ev.type, ev.data))
+                        except _ENCODE_ERRORS:
+                            # Not cached: live members of this kind must meet the failure
+                            # themselves; the replay meets it too and closes this one (1011).
+                            self._buffer(member, ev, 0)
+                            continue
+                        data = wire[conn.wire_kind] = conn.wire_for(payload)
+                    self._buffer(member, ev, len(data))
                     continue
                 member.delivered = seq
                 if targeted and not ev.is_for(member.player):
                     continue
-                conn = member.conn
                 data = wire.get(conn.wire_kind)
                 if data is None:
                     try:
@@ -261,17 +284,18 @@ class RoomFanout:
                 else:
                     conn.send_wire(data)
 
-    def _buffer(self, member: Member, item: OutEvent | Receipt) -> None:
-        """Keep a live event or receipt for a member whose replay is still running.
+    def _buffer(self, member: Member, item: OutEvent | Receipt, size: int) -> None:
+        """Keep a live event or receipt (`size` bytes encoded) for a member whose replay is still running.
 
-        Bounded like the send queue: a client that cannot take the replay and the live traffic
-        behind it is closed as a slow consumer (4002) and resumes later from where it got to.
+        Bounded like the send queue, in frames and bytes: a client that cannot take the replay
+        and the live traffic behind it is closed as a slow consumer (4002) and resumes later
+        from where it got to.
         """
         buffer = member.buffer
         conn = member.conn
         if buffer is None or conn.is_closed:
             return
-        if len(buffer) >= conn.max_queue_frames:
+        if len(buffer) >= conn.max_queue_frames or member.buffered_bytes + size > conn.max_queue_bytes:
             log.info(
                 "room %s: replay to %s fell %d frames behind; closing",
                 self.room_id,
@@ -279,9 +303,12 @@ class RoomFanout:
                 len(buffer),
             )
             member.buffer = None
+            member.buffer_sizes, member.buffered_bytes = [], 0
             conn.drop_slow_consumer("slow consumer: replay fell behind live events")
             return
         buffer.append(item)
+        member.buffer_sizes.append(size)
+        member.buffered_bytes += size
 
     def _cannot_encode(self, member: Member, ev: OutEvent, exc: Exception) -> None:
         """An event this connection's codec cannot encode: close it (1011), never the others."""
@@ -375,16 +402,18 @@ class RoomFanout:
         conn = member.conn
         player = member.player
         low_frames, low_bytes = conn.max_queue_frames // 2, conn.max_queue_bytes // 2
+        chunk = REPLAY_FIRST_CHUNK  # until the first events tell how large they are
         try:
             while not conn.is_closed:
                 try:
-                    history = await self.backend.read_events(self.room_id, member.delivered, REPLAY_CHUNK)
+                    history = await self.backend.read_events(self.room_id, member.delivered, chunk)
                 except HistoryGoneError:
                     gone = "events to resume from are no longer kept"
                     conn.send_frame(Error(ErrorCode.HISTORY_GONE, gone, self.room_id))
                     break
                 if not history:
                     break
+                sent = sent_bytes = 0
                 for ev in history:
                     if ev.seq <= member.delivered:
                         continue
@@ -393,8 +422,14 @@ class RoomFanout:
                     if self.members.get(player) is not member:
                         return  # replaced by a newer connection, removed, or the room ended
                     member.delivered = ev.seq
-                    if ev.is_for(player) and not self._replay_one(member, ev):
-                        return
+                    if ev.is_for(player):
+                        size = self._replay_one(member, ev)
+                        if size < 0:
+                            return
+                        sent, sent_bytes = sent + 1, sent_bytes + size
+                del history  # not held while the next read waits
+                if sent:  # size the next read by what these events weighed
+                    chunk = max(1, min(REPLAY_CHUNK, REPLAY_CHUNK_BYTES * sent // max(sent_bytes, 1)))
                 self._trim_buffer(member)
         except BackendError:
             log.exception(
@@ -403,29 +438,40 @@ class RoomFanout:
             conn.close(1011, "replay failed")
             return
         buffered, member.buffer = member.buffer or [], None
+        member.buffer_sizes, member.buffered_bytes = [], 0
         if conn.is_closed or self.members.get(player) is not member:
             return
         for item in buffered:
             if isinstance(item, OutEvent):
                 if item.seq > member.delivered:
                     member.delivered = item.seq
-                    if item.is_for(player) and not self._replay_one(member, item):
+                    if item.is_for(player) and self._replay_one(member, item) < 0:
                         return
             else:
                 self._send_receipt(member, item)
 
-    def _replay_one(self, member: Member, ev: OutEvent) -> bool:
-        """Queue one event of a replay; False (and the connection closed) if it cannot be encoded."""
+    def _replay_one(self, member: Member, ev: OutEvent) -> int:
+        """Queue one event of a replay; its encoded size, or -1 (and the connection closed) if it
+        cannot be encoded."""
+        conn = member.conn
         try:
-            member.conn.send_frame(Event(self.room_id, ev.seq, ev.type, ev.data))
+            payload = conn.codec.encode(Event(self.room_id, ev.seq, ev.type, ev.data))
         except _ENCODE_ERRORS as exc:
             self._cannot_encode(member, ev, exc)
-            return False
-        return True
+            return -1
+        conn.send_wire(conn.wire_for(payload))
+        return len(payload)
 
     def _trim_buffer(self, member: Member) -> None:
         """Drop buffered live events the replay has sent since: the bound counts only what is left."""
         buffer = member.buffer
         if buffer:
             delivered = member.delivered
-            member.buffer = [x for x in buffer if not (isinstance(x, OutEvent) and x.seq <= delivered)]
+            kept = [
+                (x, size)
+                for x, size in zip(buffer, member.buffer_sizes, strict=True)
+                if not (isinstance(x, OutEvent) and x.seq <= delivered)
+            ]
+            member.buffer = [x for x, _ in kept]
+            member.buffer_sizes = [size for _, size in kept]
+            member.buffered_bytes = sum(member.buffer_sizes)

@@ -99,6 +99,11 @@ class Lobby:
                 return await fn(request)
             except RoomwireError as exc:
                 return error_response(exc)
+            except Exception as exc:
+                # A bug, often the app's (an authenticator returning claims no codec carries):
+                # logged with a ref by error_response, answered 500 `internal` in the documented
+                # JSON body (protocol section 2), not Starlette's plain text.
+                return error_response(exc)
 
         endpoint.__name__ = fn.__name__
         return endpoint

@@ -54,7 +54,7 @@ class Codec:
             if self.is_binary:  # ext, timestamps, binary, non-string keys, NaN: walk it
                 check_value(frame.data, "message data")
             else:  # from JSON only an integer can be too wide: MessagePack-encode it to know
-                check_json_value(frame.data, "message data")
+                check_json_value(frame.data, "message data", data)
         return frame
 
     def decode_server(self, data: bytes | str, max_bytes: int = 16 * 1024 * 1024) -> ServerFrame:

@@ -17,6 +17,10 @@ from roomwire.runtime.roomtype import RoomType
 log = logging.getLogger("roomwire.executor")
 
 BATCH = 64  # inputs handled per commit at most: bounds commit size and latency under load
+# A batch stops taking inputs once it has run this long: the inputs already handled are committed
+# (and answered) instead of waiting behind slow or hung handlers (each bounded by step_timeout_s,
+# but 64 of them in a row would hold the first one's answer for 64 deadlines).
+BATCH_BUDGET_S = 0.1
 _COMMIT_RETRIES = 5
 
 
@@ -108,6 +112,8 @@ class RoomExecutor:
                     self.inputs_total += 1
                     if machine.ended is not None:
                         break  # inputs after the end are refused by the next incarnation: the room is gone
+                    if time.perf_counter() - started > BATCH_BUDGET_S:
+                        break  # commit what is done; the rest is read again from self.offset
                 if items:
                     due = machine.next_due()  # the inputs may have set or cancelled timers
                 if due is not None and due <= self.clock():

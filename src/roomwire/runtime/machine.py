@@ -58,6 +58,50 @@ EMPTY = "@empty"  # nobody ever joined the room
 MAX_DEPARTED = 1024
 
 
+class _DeadlineExpired(Exception):
+    """Internal: a step's awaits ran past step_timeout_s (however the handler took the cancel)."""
+
+
+async def _await_within(awaitable: Any, timeout_s: float) -> None:
+    """Await game code, cancelling it at the deadline and again every `timeout_s` until it ends.
+
+    One cancellation is not enough: a handler may await again while it unwinds (a `finally`, an
+    `async with` exit) or catch the CancelledError and go on, and its room would wait for good.
+    Raises _DeadlineExpired if the deadline passed, even when the handler then returned; a
+    cancellation from elsewhere (the executor's shutdown) propagates as CancelledError. Game
+    code that swallows every cancellation cannot be stopped in-process, like a blocking call.
+    """
+    task = asyncio.current_task()
+    assert task is not None  # only called in the event loop
+    loop = asyncio.get_running_loop()
+    cancels = 0
+    handle: asyncio.TimerHandle
+
+    def expire() -> None:
+        nonlocal cancels, handle
+        cancels += 1
+        task.cancel()
+        handle = loop.call_later(timeout_s, expire)
+
+    handle = loop.call_later(timeout_s, expire)
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        if cancels == 0:
+            raise
+        for _ in range(cancels):
+            task.uncancel()
+        if task.cancelling():
+            raise  # cancelled from elsewhere as well: shutdown
+        raise _DeadlineExpired from None
+    finally:
+        handle.cancel()
+    if cancels:  # the handler caught the cancellation and returned: still over the deadline
+        for _ in range(cancels):
+            task.uncancel()
+        raise _DeadlineExpired
+
+
 class _StepFailed(Exception):
     """Internal: a step raised; carries the reject to send (code, message, ref)."""
 
@@ -157,7 +201,9 @@ class RoomMachine:
 
     def request_kick(self, player: str, reason: str, ban: bool = False) -> None:
         """Remove a player once the current step succeeds; `ban` refuses them for the room's life."""
-        self._kicks.append((player, reason, ban))
+        # A string, as for request_end: it is stored in the snapshot (`banned`, typed str), where
+        # another type would still encode but never decode again (no rollback, no recovery).
+        self._kicks.append((player, str(reason), ban))
 
     # --- what the driver calls --------------------------------------------------------------------
 
@@ -465,7 +511,6 @@ class RoomMachine:
         The one broad catch of the runtime. Checkpointing here, once, is what makes a room state
         that cannot be encoded fail the step that produced it.
         """
-        deadline: asyncio.Timeout | None = None
         try:
             result = fn(*args)
             if result is not None and inspect.isawaitable(result):  # most handlers are plain functions
@@ -477,16 +522,13 @@ class RoomMachine:
                     else:
                         # Only an await can be bounded: a sync handler that blocks the thread
                         # cannot be interrupted in-process (docs/design.md, "Step deadline").
-                        async with asyncio.timeout(timeout_s) as deadline:
-                            await result
+                        await _await_within(result, timeout_s)
                 finally:
                     self.awaiting = False
             self._checkpoint_or_raise()
         except RejectedError as exc:
             raise _StepFailed(ErrorCode.REJECTED, str(exc) or "refused", None) from exc
-        except TimeoutError as exc:
-            if deadline is None or not deadline.expired():
-                raise self._internal(what, player) from exc  # the handler's own timeout, not ours
+        except _DeadlineExpired as exc:
             ref = secrets.token_hex(6)
             log.error(
                 "room %s (%s): %s for player %s (input %s) did not finish within step_timeout_s=%s; "
