@@ -106,8 +106,8 @@ export class StateMirror {
     if (type.charCodeAt(0) !== 64 /* "@" */) return false;
     switch (type) {
       case STATE_EVENT:
+        this.status = "ready"; // before the callbacks run: they see a current mirror
         this.apply([["set", [], data]], seq);
-        this.status = "ready";
         return true;
       case PATCH_EVENT:
         if (this.status === "ready") {
