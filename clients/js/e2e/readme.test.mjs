@@ -69,10 +69,7 @@ describe("the README's browser block", { ...setupOptions(), timeout: 120_000 }, 
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.deepEqual(errors, []);
-      assert.match(
-        logs.find((line) => line.includes("moved to")),
-        /^\S+ moved to \d+(\.\d+)? \d+(\.\d+)?$/,
-      );
+      assert.match(logs.find((line) => line.includes("moved to")), /^\S+ moved to \d+(\.\d+)? \d+(\.\d+)?$/);
     } finally {
       await context.close();
     }
