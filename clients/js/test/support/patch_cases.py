@@ -26,7 +26,9 @@ WATCH: list[list[Any]] = [["players", "*"], ["list", "*"], ["a"], ["players", "*
 def scalar(rng: random.Random) -> Any:
     # No 0 or 1 next to the booleans: the server's diff compares with Python's `==`, where
     # `True == 1`, so a 1 that becomes True is not sent (a known gap, reported on issue #12).
-    return rng.choice([None, True, False, rng.choice([-3, -2, 2, 3, 5]), rng.choice([0.5, 2.25, -3.5]), rng.choice("xyz")])
+    return rng.choice(
+        [None, True, False, rng.choice([-3, -2, 2, 3, 5]), rng.choice([0.5, 2.25, -3.5]), rng.choice("xyz")]
+    )
 
 
 def value(rng: random.Random, depth: int) -> Any:
@@ -75,7 +77,7 @@ def main() -> None:
         mirror = StateMirror()
         changes: list[list[Any]] = []
 
-        def record(change: Change) -> None:
+        def record(change: Change, changes: list[list[Any]] = changes) -> None:
             # A copy now: the value is the mirror's own object, which later patches change.
             changes.append([list(change.path), copy.deepcopy(change.value), change.removed])
 
