@@ -92,8 +92,8 @@ class StateMirror:
             self._set_presence(data if isinstance(data, dict) else {})
             return True
         if type == STATE_EVENT:
+            self.status = "ready"  # before the callbacks run: they see a current mirror
             self._apply([[SET, [], data]], seq)
-            self.status = "ready"
             return True
         if type == PATCH_EVENT:
             if self.status == "ready":
