@@ -25,7 +25,7 @@ WATCH: list[list[Any]] = [["players", "*"], ["list", "*"], ["a"], ["players", "*
 
 def scalar(rng: random.Random) -> Any:
     # No 0 or 1 next to the booleans: the server's diff compares with Python's `==`, where
-    # `True == 1`, so a 1 that becomes True is not sent (a known gap, reported on issue #12).
+    # `True == 1`, so a 1 that becomes True is not sent (a documented limit: docs/guarantees.md).
     return rng.choice(
         [None, True, False, rng.choice([-3, -2, 2, 3, 5]), rng.choice([0.5, 2.25, -3.5]), rng.choice("xyz")]
     )

@@ -20,7 +20,7 @@ KEYS = ["a", "b", "c", "list", "0", "10", "x y"]
 
 
 def _scalar(rng: random.Random) -> Any:
-    # No booleans: the server's diff compares with Python's `==`, where `True == 1`.
+    # No booleans: the diff compares with Python's `==`, where `True == 1` (docs/guarantees.md).
     return rng.choice([None, rng.randint(-9, 9), rng.choice([0.5, -2.25]), rng.choice("xyz")])
 
 
