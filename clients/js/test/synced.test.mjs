@@ -2,7 +2,8 @@
 // whose state four players scramble at random and at once (keys set and deleted, list elements
 // inserted and removed anywhere), over JSON and MessagePack; one player's socket is cut mid-way
 // and resumes. Then each player asks for the server's state (`dump`, to it alone): its mirror at
-// that seq must be exactly that state, and the four mirrors equal to each other.
+// that seq must be exactly that state, and the four mirrors equal to each other. And a relay
+// room's host as the SDK tracks it.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -80,5 +81,34 @@ describe("a synced room scrambled by four players", serverTestOptions(), () => {
       changes.every((seen) => seen.added + seen.removed > 0),
       `list callbacks ran: ${JSON.stringify(changes)}`,
     );
+  });
+
+  test("a relay room's host is room.host, and @host events stay out of the game's events", async () => {
+    const [a, b] = clients.slice(0, 2);
+    const roomA = await a.create("chat");
+    const roomB = await b.join(roomA.id);
+    const hosts = [];
+    roomB.onHost((host) => hosts.push(host));
+    const types = [];
+    let received = null;
+    roomB.onEvent((event) => {
+      types.push(event.type);
+      received?.(event);
+    });
+    // The relayed message as an event (an ack can come before the events held after a join).
+    const relayed = (data) =>
+      new Promise((resolve) => {
+        received = (event) => event.data.data === data && resolve();
+        roomB.send("hi", data);
+      });
+    await relayed(1);
+    assert.deepEqual([roomA.host, roomB.host], [roomA.player, roomA.player]);
+
+    await roomA.leave(); // bob becomes host: a `@host` event, then bob's next message
+    await relayed(2);
+    assert.equal(roomB.host, roomB.player);
+    assert.equal(hosts.at(-1), roomB.player);
+    assert.deepEqual(types, ["hi", "hi"]);
+    await roomB.leave();
   });
 });

@@ -3,7 +3,8 @@
 `scramble {seed}` makes one to three random edits of `room.state` (keys set and deleted, list
 elements inserted, replaced and removed anywhere, subtrees replaced) chosen by `seed`; `dump`
 sends the server's state, as it is now, to the asking player only (event `dump`), so a client can
-compare its mirror with it at that seq. Run with `roomwire run` by clients/js/test/synced.test.mjs.
+compare its mirror with it at that seq. The `chat` relay room elects a host. Run with `roomwire
+run` by clients/js/test/synced.test.mjs.
 """
 
 from __future__ import annotations
@@ -89,3 +90,7 @@ def scramble(room: Room, player: Player, msg: dict[str, int]) -> None:
 def dump(room: Room, player: Player, msg: None) -> None:
     """The server's state now, to the asking player."""
     room.send(player, "dump", room.state)
+
+
+# A relay room with a host (docs/protocol.md §16): no server code.
+app.relay("chat", max_players=4, host=True)
