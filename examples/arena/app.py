@@ -8,10 +8,9 @@ TAG_RADIUS of another player, that player becomes "it" and the tagger scores a p
 lasts `round_s` seconds (room option, default 60); then the scoreboard is shown and the next
 round starts after `pause_s` seconds.
 
-Events (what a client renders):
-    state         to a joining player only: the whole room (arena size, players, it, round)
-    joined        {player: {id, name, color, x, y, score}}       to everyone else
-    left          {id, reason, it}                               `it` may have changed
+The room is synced (`sync=True`): every client mirrors `room.state` (arena, players by id with
+{id, name, color, x, y, score}, it, phase, round, ends_at, winners) and draws from it; a joining,
+rejoining or resuming client gets it whole. Events only mark moments (sounds, logs, bots):
     moved         {id, x, y}
     tagged        {by, it, score}                                `score` is the tagger's new score
     round_started {round, it, ends_at}                           ends_at: room clock, epoch seconds
@@ -19,8 +18,8 @@ Events (what a client renders):
 
 Messages: `move` {x, y}: where the player wants to be. The server clamps it to the arena and
 refuses (RejectedError) a move farther than MAX_STEP from the player's position.
-`sync` (no data): send me the `state` snapshot again, e.g. after a page reload: a player who
-comes back within the reconnect grace keeps their seat and no join hook runs.
+`sync` (no data) does nothing: once it is acknowledged, the client's mirror holds every change
+made before it (and `roomwire bench` measures its round trip).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f0
 app = App("arena")
 # A disconnected player keeps their seat for 5 s (the reconnect grace) before they leave the game:
 # long enough for a network blip, short enough that a vanished "it" does not stall the round.
-arena = app.room("arena", max_players=MAX_PLAYERS, reconnect_grace_s=5.0)
+arena = app.room("arena", max_players=MAX_PLAYERS, reconnect_grace_s=5.0, sync=True)
 
 # A coordinate on the wire: any finite number in a sane range (NaN and infinities are refused by
 # the bounds); the handler clamps it to the arena.
@@ -78,6 +77,7 @@ def create(room: Room, options: dict[str, Any]) -> None:
     except msgspec.ValidationError as exc:
         raise RejectedError(f"invalid room options: {exc}") from exc
     room.state.update(
+        arena={"width": WIDTH, "height": HEIGHT, "max_step": MAX_STEP, "tag_radius": TAG_RADIUS},
         round_s=opts.round_s,
         pause_s=opts.pause_s,
         phase="waiting",  # waiting (nobody here) -> playing <-> intermission
@@ -87,6 +87,7 @@ def create(room: Room, options: dict[str, Any]) -> None:
         it=None,
         it_since=0.0,
         players={},  # id -> {id, name, color, x, y, score}
+        winners=[],  # of the last round, shown in the intermission
     )
 
 
@@ -104,8 +105,6 @@ def join(room: Room, player: Player) -> None:
         "score": 0,
     }
     state["players"][player.id] = me
-    room.send(player, "state", _snapshot(room))
-    room.broadcast("joined", player=me, exclude=player)
     if state["phase"] == "waiting":
         start_round(room)
 
@@ -121,7 +120,6 @@ def leave(room: Room, player: Player, reason: str) -> None:
         state.update(phase="waiting", ends_at=None, timer=None, it=None)
     elif state["it"] == player.id:
         _make_it(room, _pick_it(room))
-    room.broadcast("left", id=player.id, reason=reason, it=state["it"])
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -143,8 +141,7 @@ def move(room: Room, player: Player, msg: Move) -> None:
 
 @arena.message("sync")
 def sync(room: Room, player: Player, msg: None) -> None:
-    """Send the `state` snapshot again to the player who asks."""
-    room.send(player, "state", _snapshot(room))
+    """Nothing: its ack tells the client that its mirror holds every change made before it."""
 
 
 def _check_tag(room: Room, mover: str) -> None:
@@ -186,6 +183,7 @@ def start_round(room: Room) -> None:
         p["score"] = 0
     state["round"] += 1
     state["phase"] = "playing"
+    state["winners"] = []
     state["ends_at"] = room.now + state["round_s"]
     state["timer"] = room.after(state["round_s"], end_round)
     _make_it(room, _pick_it(room))
@@ -200,11 +198,12 @@ def end_round(room: Room) -> None:
     state["phase"] = "intermission"
     state["ends_at"] = room.now + state["pause_s"]
     state["timer"] = room.after(state["pause_s"], start_round)
+    state["winners"] = sorted(pid for pid, s in scores.items() if s == best and best > 0)
     room.broadcast(
         "round_over",
         round=state["round"],
         scores=scores,
-        winners=sorted(pid for pid, s in scores.items() if s == best and best > 0),
+        winners=state["winners"],
         next_round_at=state["ends_at"],
     )
 
@@ -220,19 +219,6 @@ def _pick_it(room: Room) -> str:
 def _make_it(room: Room, player_id: str) -> None:
     room.state["it"] = player_id
     room.state["it_since"] = room.now
-
-
-def _snapshot(room: Room) -> dict[str, Any]:
-    """Everything a client needs to draw the room (the `state` event)."""
-    state = room.state
-    return {
-        "arena": {"width": WIDTH, "height": HEIGHT, "max_step": MAX_STEP, "tag_radius": TAG_RADIUS},
-        "players": list(state["players"].values()),
-        "it": state["it"],
-        "phase": state["phase"],
-        "round": state["round"],
-        "ends_at": state["ends_at"],
-    }
 
 
 # --- lobby route ------------------------------------------------------------------------------

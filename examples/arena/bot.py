@@ -20,21 +20,21 @@ import random
 import sys
 from typing import Any
 
-from roomwire_client import Client, ClientError, Event, RejectedError, Room
+from roomwire_client import Client, ClientError, RejectedError, Room
 
 
 class Bot:
-    """One player: tracks the room from its events and sends legal moves at a steady rate."""
+    """One player: sees the room in its synced state (`room.synced`) and sends legal moves."""
 
     def __init__(self, name: str, room: Room, rng: random.Random) -> None:
         self.name = name
         self.room = room
         self.me = room.player
         self.rng = rng
-        self.ready = asyncio.Event()  # set by the `state` event: we know the arena and our spot
-        self.arena: dict[str, float] = {}
-        self.positions: dict[str, tuple[float, float]] = {}
-        self.it: str | None = None
+        self.ready = asyncio.Event()  # set by the first `@state`: we know the arena and our spot
+        room.on_change("arena", lambda _change: self.ready.set())
+        if room.mirror.ready:
+            self.ready.set()
         self.waypoint: tuple[float, float] | None = None
         self.moves_sent = 0
         self.rejected = 0
@@ -43,33 +43,13 @@ class Bot:
         self.rounds_over = 0
 
     async def listen(self) -> None:
-        """Apply the room's events until the room is left."""
+        """Count the room's events (the moments: moves, tags, rounds) until the room is left."""
         async for event in self.room.events():
             self.events_received += 1
-            self.apply(event)
-
-    def apply(self, event: Event) -> None:
-        """Update what this bot knows of the room."""
-        data: Any = event.data
-        if event.type == "state":
-            self.arena = data["arena"]
-            self.positions = {p["id"]: (p["x"], p["y"]) for p in data["players"]}
-            self.it = data["it"]
-            self.ready.set()
-        elif event.type == "joined":
-            self.positions[data["player"]["id"]] = (data["player"]["x"], data["player"]["y"])
-        elif event.type == "moved" and data["id"] != self.me:
-            # Our own position is set when a move is acked: the listener may lag behind `play`.
-            self.positions[data["id"]] = (data["x"], data["y"])
-        elif event.type == "left":
-            self.positions.pop(data["id"], None)
-            self.it = data["it"]
-        elif event.type in ("tagged", "round_started"):
-            self.it = data["it"]
-            if event.type == "tagged" and data["by"] == self.me:
+            if event.type == "tagged" and event.data["by"] == self.me:
                 self.tags += 1
-        elif event.type == "round_over":
-            self.rounds_over += 1
+            elif event.type == "round_over":
+                self.rounds_over += 1
 
     async def play(self, until: float, rate_hz: float) -> None:
         """Move every 1/rate_hz seconds until the loop time `until`."""
@@ -79,8 +59,7 @@ class Bot:
         while loop.time() < until:
             x, y = self.next_step()
             try:
-                await self.room.request("move", {"x": x, "y": y})
-                self.positions[self.me] = (x, y)
+                await self.room.request("move", {"x": x, "y": y})  # acked: the mirror has it
             except RejectedError as exc:
                 self.rejected += 1
                 print(f"{self.name}: move refused: {exc}", file=sys.stderr)
@@ -89,25 +68,23 @@ class Bot:
 
     def next_step(self) -> tuple[float, float]:
         """One legal step toward the current target (the nearest prey, or a waypoint)."""
-        here = self.positions[self.me]
-        target = self.prey() if self.it == self.me else None
+        state: Any = self.room.synced
+        positions = {pid: (p["x"], p["y"]) for pid, p in state["players"].items()}
+        here = positions[self.me]
+        others = [pos for pid, pos in positions.items() if pid != self.me]
+        nearest = min(others, key=lambda pos: math.dist(here, pos), default=None)
+        target = nearest if state["it"] == self.me else None
         if target is None:
             if self.waypoint is None or math.dist(here, self.waypoint) < 1:
                 self.waypoint = (
-                    self.rng.uniform(0, self.arena["width"]),
-                    self.rng.uniform(0, self.arena["height"]),
+                    self.rng.uniform(0, state["arena"]["width"]),
+                    self.rng.uniform(0, state["arena"]["height"]),
                 )
             target = self.waypoint
         distance = math.dist(here, target)
-        stride = self.arena["max_step"] * 0.9  # stay clear of the server's limit
+        stride = state["arena"]["max_step"] * 0.9  # stay clear of the server's limit
         k = 1.0 if distance <= stride else stride / distance
         return (round(here[0] + (target[0] - here[0]) * k, 2), round(here[1] + (target[1] - here[1]) * k, 2))
-
-    def prey(self) -> tuple[float, float] | None:
-        """Where the nearest other player is, if any."""
-        here = self.positions[self.me]
-        others = [pos for pid, pos in self.positions.items() if pid != self.me]
-        return min(others, key=lambda pos: math.dist(here, pos), default=None)
 
 
 async def join_bots(args: argparse.Namespace, clients: list[Client]) -> list[Room]:

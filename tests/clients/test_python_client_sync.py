@@ -68,6 +68,7 @@ def make_app() -> App:
             },
         }
 
+    app.relay("chat", max_players=3, host=True)
     return app
 
 
@@ -149,3 +150,21 @@ async def test_a_resume_past_the_history_gets_a_whole_state_and_the_mirror_is_ri
                 async for _ in room_b.events():
                     pass
         assert b.connection.connects == 2
+
+
+async def test_a_relay_rooms_host_is_tracked_and_host_events_stay_out_of_events(server: str) -> None:
+    async with Client(server) as a, Client(server) as b:
+        await a.login_guest()
+        await b.login_guest()
+        room_a = await a.create("chat")
+        room_b = await b.join(room_a.id)
+        hosts: list[str | None] = []
+        room_b.on_host(hosts.append)
+        await room_b.request("hi", 1)
+        assert (await room_b.next_event()).data == {"from": room_b.player, "data": 1}  # no @host
+        assert room_a.host == room_b.host == room_a.player
+
+        await room_a.leave()  # bob becomes host: a `@host` event, then bob's next message
+        await room_b.request("hi", 2)
+        assert (await room_b.next_event()).data == {"from": room_b.player, "data": 2}
+        assert room_b.host == room_b.player and hosts[-1] == room_b.player

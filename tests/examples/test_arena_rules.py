@@ -48,21 +48,20 @@ def setup_pair(t: RoomTester, game: ModuleType) -> tuple[TestPlayer, TestPlayer]
     return it, other
 
 
-def test_joining_player_gets_a_snapshot_and_the_others_a_joined_event(game: ModuleType) -> None:
+def test_every_player_mirrors_the_room_state(game: ModuleType) -> None:
     t = RoomTester(game.arena)
     alice = t.join("a", {"name": "Alice"})
     bob = t.join("b")
 
-    snapshot = bob.events_of("state")[0]
-    assert snapshot["arena"] == {
+    assert bob.synced["arena"] == {
         "width": game.WIDTH,
         "height": game.HEIGHT,
         "max_step": game.MAX_STEP,
         "tag_radius": game.TAG_RADIUS,
     }
-    assert [p["name"] for p in snapshot["players"]] == ["Alice", "b"]  # name claim, else the id
-    assert alice.events_of("joined") == [{"player": t.state["players"]["b"]}]
-    assert bob.events_of("joined") == []  # the joiner has its snapshot instead
+    assert [p["name"] for p in bob.synced["players"].values()] == ["Alice", "b"]  # name claim, else the id
+    assert alice.synced == bob.synced == t.state  # alice got bob's arrival as a patch
+    assert [e.type for e in alice.events if not e.type.startswith("@")] == ["round_started"]
     players = t.state["players"].values()
     assert len({p["color"] for p in players}) == 2
     assert all(0 <= p["x"] <= game.WIDTH and 0 <= p["y"] <= game.HEIGHT for p in players)
@@ -75,7 +74,7 @@ def test_first_join_starts_a_round_with_someone_it(game: ModuleType) -> None:
     started = alice.events_of("round_started")
     assert started == [{"round": 1, "it": "a", "ends_at": t.now + 30}]
     assert t.state["phase"] == "playing"
-    assert [e.type for e in alice.events] == ["state", "round_started"]
+    assert [e.type for e in alice.events if not e.type.startswith("@")] == ["round_started"]
 
 
 def test_room_is_full_at_eight_players(game: ModuleType) -> None:
@@ -223,17 +222,18 @@ def test_round_timers_are_module_level_functions(game: ModuleType) -> None:
     assert getattr(importlib.import_module(module), name) is game.end_round
 
 
-def test_sync_sends_the_snapshot_again(game: ModuleType) -> None:
+def test_a_player_who_comes_back_gets_the_whole_state_again(game: ModuleType) -> None:
     t = RoomTester(game.arena)
     a, b = t.join("a"), t.join("b")
     walk_to(t, game, b, 10, 10)
     b.disconnect()
+    walk_to(t, game, a, 500, 500)  # b's client misses these changes
     b.reconnect()  # within the grace: the seat is kept and no join hook runs
-    b.send("sync")
-    snapshot = b.events_of("state")[-1]
-    assert snapshot["phase"] == "playing"
-    assert {"id": "b", "x": 10, "y": 10}.items() <= snapshot["players"][1].items()
-    assert len(a.events_of("state")) == 1  # only the asking player gets it
+    assert b.synced == t.state
+    assert {"id": "b", "x": 10, "y": 10}.items() <= b.synced["players"]["b"].items()
+    before = len(b.events)
+    b.send("sync")  # no effect, nothing sent: only its ack
+    assert len(b.events) == before and b.synced == t.state
 
 
 def test_when_it_leaves_another_player_becomes_it(game: ModuleType) -> None:
@@ -242,8 +242,8 @@ def test_when_it_leaves_another_player_becomes_it(game: ModuleType) -> None:
     third = t.join("c")
     it.leave()
     assert t.state["it"] in (other.id, third.id)
-    assert other.events_of("left") == [{"id": it.id, "reason": "left", "it": t.state["it"]}]
     assert it.id not in t.state["players"]
+    assert other.synced == t.state
 
 
 def test_it_who_disconnects_is_replaced_when_the_grace_runs_out(game: ModuleType) -> None:
@@ -252,8 +252,8 @@ def test_it_who_disconnects_is_replaced_when_the_grace_runs_out(game: ModuleType
     it.disconnect()
     assert t.state["it"] == it.id  # the seat is kept during the reconnect grace
     t.advance(game.arena.policy.reconnect_grace_s)
-    assert other.events_of("left") == [{"id": it.id, "reason": "disconnected", "it": other.id}]
     assert t.state["it"] == other.id
+    assert it.id not in other.synced["players"] and other.synced["it"] == other.id
 
 
 def test_leaving_player_who_is_not_it_keeps_it(game: ModuleType) -> None:
@@ -261,7 +261,7 @@ def test_leaving_player_who_is_not_it_keeps_it(game: ModuleType) -> None:
     it, other = setup_pair(t, game)
     other.leave()
     assert t.state["it"] == it.id
-    assert it.events_of("left") == [{"id": other.id, "reason": "left", "it": it.id}]
+    assert other.id not in it.synced["players"] and it.synced["it"] == it.id
 
 
 def test_room_ends_when_everybody_left(game: ModuleType) -> None:

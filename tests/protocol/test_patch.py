@@ -123,6 +123,16 @@ def test_mirror_reports_changes_additions_and_removals() -> None:
     assert mirror.state == {"players": {"b": {"score": 1}}} and mirror.seq == 3
 
 
+def test_callbacks_of_a_state_see_the_mirror_ready() -> None:
+    mirror = StateMirror()
+    seen: list[tuple[bool, Any]] = []
+    mirror.on_change("a", lambda change: seen.append((mirror.ready, change.value)))
+    mirror.on_event(1, "@state", {"a": 1})
+    mirror.invalidate()
+    mirror.on_event(2, "@state", {"a": 2})  # stale -> ready
+    assert seen == [(True, 1), (True, 2)]
+
+
 def test_mirror_goes_stale_on_a_gap_or_a_bad_patch_until_the_next_state() -> None:
     mirror = StateMirror()
     mirror.on_event(1, "@patch", [["set", ["x"], 1]])

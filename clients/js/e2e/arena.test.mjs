@@ -1,9 +1,11 @@
 // The arena page in a real browser: Playwright drives Debian's Chromium (headless) against
 // `roomwire run examples/arena/app.py` on a free port. Two pages play each other; one page's
 // network is cut and restored while the other keeps moving, and it must resume with every event
-// once and in order. A screenshot goes to <repo>/test-artifacts/.
+// once and in order, its synced state equal to the other page's. A screenshot goes to
+// <repo>/test-artifacts/.
 //
-// The pages are read through their debug hook `window.__arena` (state, events, lastSeq, status).
+// The pages are read through their debug hook `window.__arena` (state: the page's synced room
+// state, which it draws; mirror: its status; events; lastSeq; status).
 // Skipped with the reason when Chromium, the SDK bundle or the roomwire command is missing;
 // under CI (env CI set) those fail instead.
 
@@ -34,8 +36,8 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-// Events the game sends to every player (`state` goes to one player, `joined` to all but one).
-const TO_ALL = new Set(["moved", "tagged", "round_started", "round_over", "left"]);
+// Events the game sends to every player (the SDK keeps the synced state's `@` events to itself).
+const TO_ALL = new Set(["moved", "tagged", "round_started", "round_over"]);
 
 function setupOptions() {
   const server = serverTestOptions();
@@ -93,14 +95,14 @@ describe("the arena page in Chromium", { ...setupOptions(), timeout: 4 * TEST_MS
 
   const hook = (page) =>
     page.evaluate(() => {
-      const { state, events, lastSeq, status, room, player, position } = window.__arena;
-      return { state, events, lastSeq, status, room, player, position };
+      const { state, mirror, events, lastSeq, status, room, player, position } = window.__arena;
+      return { state, mirror, events, lastSeq, status, room, player, position };
     });
 
-  /** Wait until `page` shows `playerId` at `position` (from the room's events). */
+  /** Wait until `page` has `playerId` at `position` in its synced state (what it draws). */
   function waitForPosition(page, playerId, position) {
     return page.waitForFunction(
-      ([id, { x, y }]) => window.__arena.state.players.some((p) => p.id === id && p.x === x && p.y === y),
+      ([id, { x, y }]) => window.__arena.state?.players.some((p) => p.id === id && p.x === x && p.y === y),
       [playerId, position],
     );
   }
@@ -116,7 +118,7 @@ describe("the arena page in Chromium", { ...setupOptions(), timeout: 4 * TEST_MS
       const bob = await joinAs("bob");
       const [a, b] = [await hook(ann.page), await hook(bob.page)];
       assert.equal(a.room, b.room, "both pages are in one arena room");
-      await ann.page.waitForFunction((id) => window.__arena.state.players.some((p) => p.id === id), b.player);
+      await ann.page.waitForFunction((id) => window.__arena.state?.players.some((p) => p.id === id), b.player);
       assert.ok(
         b.state.players.some((p) => p.id === a.player && p.name === "ann"),
         "bob's page shows ann",
@@ -131,6 +133,12 @@ describe("the arena page in Chromium", { ...setupOptions(), timeout: 4 * TEST_MS
       const dx = (moved.x - start.x) * (key === "ArrowRight" ? 1 : -1);
       assert.ok(dx > 9.9 && Math.abs(dx / 10 - Math.round(dx / 10)) < 1e-6, `moved ${dx} along x`);
       await waitForPosition(bob.page, a.player, moved);
+      // And the other way: bob's position as the server has it is on ann's page.
+      const bobAt = (await hook(bob.page)).state.players.find((p) => p.id === b.player);
+      await waitForPosition(ann.page, b.player, bobAt);
+      const [a2, b2] = [await hook(ann.page), await hook(bob.page)];
+      assert.deepEqual([a2.mirror, b2.mirror], ["ready", "ready"]);
+      assert.deepEqual(a2.state, b2.state, "both pages hold the same synced state");
 
       mkdirSync(ARTIFACTS, { recursive: true });
       const shot = `${ARTIFACTS}/arena-bob.png`;
@@ -147,7 +155,7 @@ describe("the arena page in Chromium", { ...setupOptions(), timeout: 4 * TEST_MS
       const ann = await joinAs("ann");
       const bob = await joinAs("bob");
       const bobId = (await hook(bob.page)).player;
-      await ann.page.waitForFunction((id) => window.__arena.state.players.some((p) => p.id === id), bobId);
+      await ann.page.waitForFunction((id) => window.__arena.state?.players.some((p) => p.id === id), bobId);
 
       // setOffline alone leaves an open WebSocket alone in Chromium, but refuses new ones: cut the
       // socket as a network failure would, and every reconnect attempt fails until it is back.
@@ -194,18 +202,20 @@ describe("the arena page in Chromium", { ...setupOptions(), timeout: 4 * TEST_MS
           `${name} saw each event once, in order: ${seqs}`,
         );
       }
-      // Every event addressed to all, from bob's arrival on, is on both pages: same seqs, same types.
-      const bobJoinedAt = b.events[0].seq;
+      // Every event addressed to all, from bob's first on, is on both pages: same seqs, same types.
+      const bobFirst = b.events[0].seq;
       const last = Math.min(a.lastSeq, b.lastSeq);
-      const toAll = (events) => events.filter((e) => TO_ALL.has(e.type) && e.seq > bobJoinedAt && e.seq <= last);
+      const toAll = (events) => events.filter((e) => TO_ALL.has(e.type) && e.seq >= bobFirst && e.seq <= last);
       assert.deepEqual(toAll(a.events), toAll(b.events));
       const missed = toAll(a.events).filter((e) => e.seq > seqAtCut && e.type === "moved");
       assert.ok(missed.length >= 6, `ann got bob's moves made while she was offline (${missed.length})`);
+      assert.equal(a.mirror, "ready", "ann's synced state is current after the resume");
       assert.deepEqual(
         a.state.players.find((p) => p.id === bobId),
         b.state.players.find((p) => p.id === bobId),
         "both pages show bob in the same place",
       );
+      assert.deepEqual(a.state, b.state, "both pages hold the same synced state");
       await closeAll(ann, bob);
     },
   );

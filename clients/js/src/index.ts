@@ -50,5 +50,16 @@ export {
   type RoomListing,
   type SeatGrant,
 } from "./lobby.js";
+export {
+  ANY,
+  applyPatch,
+  deepEqual,
+  PatchError,
+  StateMirror,
+  type Change,
+  type MirrorStatus,
+  type PathItem,
+  type PresenceStatus,
+} from "./mirror.js";
 export { Room, type Ack, type LeaveInfo, type RoomEvent, type RoomStatus } from "./room.js";
 export { RoomTracker, type JoinOutcome, type PendingMessage } from "./tracker.js";

@@ -24,6 +24,7 @@ import {
 } from "./errors.js";
 import type { ClientFrame, EventFrame, JSONValue, JoinedFrame, ServerFrame } from "./frames.js";
 import { Listeners } from "./listeners.js";
+import { StateMirror, type Change, type PathItem, type PresenceStatus } from "./mirror.js";
 import { RoomTracker, type PendingMessage } from "./tracker.js";
 
 /** A room event handed to listeners. */
@@ -142,6 +143,14 @@ export class Room {
   private readonly leaveListeners = new Listeners<[LeaveInfo]>();
   private readonly errorListeners = new Listeners<[RoomwireError]>();
   private readonly statusListeners = new Listeners<[RoomStatus]>();
+  private readonly syncedWaiters: Array<() => void> = [];
+
+  /**
+   * A synced room's mirror (docs/protocol.md §15): its `state`, `status` (`empty`, `ready`,
+   * `stale`), `seq`, `presence` and `host`. Kept by the `@state`, `@patch`, `@presence` and
+   * `@host` events, which never reach on() or onEvent().
+   */
+  readonly mirror = new StateMirror();
 
   /** Made by Client (joinOrCreate, create, join, joinSeat); not meant to be called by games. */
   constructor(seat: RoomSeat, link: RoomLink, options: RoomOptions = {}) {
@@ -193,6 +202,71 @@ export class Room {
   /** Messages sent with an id and not yet acknowledged or rejected. */
   get pendingCount(): number {
     return this.tracker.pendingCount;
+  }
+
+  /**
+   * The synced room's state as the server holds it (this player's view of it): null until the
+   * first `@state`. It is replaced by every `@state` and patched in place by each `@patch`, so
+   * read it afresh rather than keeping parts of it. See `mirror.status` for whether it is current.
+   */
+  get synced(): JSONValue {
+    return this.mirror.state;
+  }
+
+  /** Players of the room: id → `connected` or `reconnecting` (from `@presence`). */
+  get presence(): Readonly<Record<string, "connected" | "reconnecting">> {
+    return this.mirror.presence;
+  }
+
+  /** A relay room's host (from `@host`), or null. */
+  get host(): string | null {
+    return this.mirror.host;
+  }
+
+  /** Resolves once the mirror holds the server's state (at once if it does already). */
+  whenSynced(): Promise<void> {
+    if (this.mirror.ready) return Promise.resolve();
+    return new Promise((resolve) => this.syncedWaiters.push(resolve));
+  }
+
+  /**
+   * Call `handler(change)` when the synced state at `path` changes; `"*"` matches any key or
+   * index: `onChange(["players", "*"], ...)` reports each player added (`change.added`), changed,
+   * or removed (`change.removed`). A change below `path` counts as a change of `path`; a `@state`
+   * reports every watched place whose value differs. Returns a function that unsubscribes.
+   */
+  onChange(path: PathItem | readonly PathItem[], handler: (change: Change) => void): () => void {
+    return this.mirror.onChange(path, guard(handler));
+  }
+
+  /** Call `handler(key, value)` for each key or index added below `path` (an object or a list). */
+  onAdd(path: PathItem | readonly PathItem[], handler: (key: PathItem, value: JSONValue) => void): () => void {
+    return this.mirror.onChange(
+      [...(Array.isArray(path) ? path : [path as PathItem]), "*"],
+      guard((change) => {
+        if (change.added) handler(change.path[change.path.length - 1] as PathItem, change.value);
+      }),
+    );
+  }
+
+  /** Call `handler(key)` for each key or index removed below `path` (an object or a list). */
+  onRemove(path: PathItem | readonly PathItem[], handler: (key: PathItem) => void): () => void {
+    return this.mirror.onChange(
+      [...(Array.isArray(path) ? path : [path as PathItem]), "*"],
+      guard((change) => {
+        if (change.removed) handler(change.path[change.path.length - 1] as PathItem);
+      }),
+    );
+  }
+
+  /** Call `handler(player, status)` when a player connects, starts reconnecting, or leaves (`left`). */
+  onPresence(handler: (player: string, status: PresenceStatus) => void): () => void {
+    return this.mirror.onPresence(guard(handler));
+  }
+
+  /** Call `handler(host)` when a relay room's host changes. */
+  onHost(handler: (host: string | null) => void): () => void {
+    return this.mirror.onHost(guard(handler));
   }
 
   /** Call `handler(data, event)` for each event of this type; returns a function that unsubscribes. */
@@ -386,6 +460,7 @@ export class Room {
     }
     this.rejoinRetries = 0;
     if (outcome.isBehind) {
+      this.deliver(() => this.mirror.invalidate());
       this.report(
         new HistoryGoneError(
           `room ${this.id} is at seq ${frame.seq}, behind the seq this client had seen: events were lost`,
@@ -403,6 +478,11 @@ export class Room {
     if (this.state === "left" || !this.tracker.acceptEvent(frame.seq)) return;
     const event: RoomEvent = { room: this.id, seq: frame.seq, type: frame.type, data: frame.data ?? null };
     this.deliver(() => {
+      // Sync events update the mirror (and its callbacks) only: the game never sees them.
+      if (this.mirror.onEvent(event.seq, event.type, event.data)) {
+        if (this.mirror.ready) for (const resolve of this.syncedWaiters.splice(0)) resolve();
+        return;
+      }
       this.eventListeners.emit(event);
       this.typeListeners.get(event.type)?.emit(event.data, event);
     });
@@ -414,6 +494,7 @@ export class Room {
         // The gap is too old to replay: join afresh (the game should send a full state on join).
         const lastSeen = this.lastSeq;
         this.tracker.forgetPosition();
+        this.deliver(() => this.mirror.invalidate()); // patches do not fit now: wait for the join's @state
         this.joinSent = false;
         this.report(
           new HistoryGoneError(
@@ -447,6 +528,8 @@ export class Room {
         return;
       }
     }
+    // Joined, but the replay found the history gone: live events follow after a gap.
+    if (error.code === ErrorCode.HISTORY_GONE) this.deliver(() => this.mirror.invalidate());
     this.report(error);
   }
 
@@ -542,6 +625,19 @@ export class Room {
     if (this.joinTimer !== null) clearTimeout(this.joinTimer);
     this.joinTimer = null;
   }
+}
+
+/** A user callback that cannot break the SDK: its error is reported from a fresh task. */
+function guard<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (exc) {
+      setTimeout(() => {
+        throw exc;
+      }, 0);
+    }
+  };
 }
 
 function msgFrame(room: string, id: number, type: string, data: JSONValue): ClientFrame {

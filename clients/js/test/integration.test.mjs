@@ -51,18 +51,35 @@ async function newPlayer(server, name, codec, clients, WebSocketClass = WebSocke
   return client;
 }
 
-/** Listen to every event of a room right after joining; track player positions from them. */
+/** Listen to every event of a room right after joining; player positions from its synced state. */
 function watch(room) {
   const events = new Collector();
-  const positions = new Map();
-  room.onEvent((event) => {
-    const { type, data } = event;
-    if (type === "state") for (const p of data.players) positions.set(p.id, { x: p.x, y: p.y });
-    if (type === "joined") positions.set(data.player.id, { x: data.player.x, y: data.player.y });
-    if (type === "moved") positions.set(data.id, { x: data.x, y: data.y });
-    events.push(event);
-  });
+  room.onEvent((event) => events.push(event));
+  const positions = {
+    get(id) {
+      const player = room.synced?.players?.[id];
+      return player && { x: player.x, y: player.y };
+    },
+  };
   return { events, positions };
+}
+
+/** Resolve once the room's mirror is ready and `predicate(room.synced)` holds. */
+function untilSynced(room, what, predicate) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`no ${what} in the synced state within ${WAIT_MS} ms`));
+    }, WAIT_MS);
+    const check = () => {
+      if (!room.mirror.ready || !predicate(room.synced)) return;
+      clearTimeout(timer);
+      stop();
+      resolve();
+    };
+    const stop = room.onChange([], check); // [] is the whole state: any change
+    check();
+  });
 }
 
 /** A valid move: one unit towards the middle of the arena (max_step is 40). */
@@ -82,12 +99,8 @@ async function twoPlayers(server, clients, { networkA } = {}) {
   const seenA = watch(roomA);
   const roomB = await b.join(roomA.id);
   const seenB = watch(roomB);
-  await seenA.events.until(
-    "bob joining",
-    (items) => items.some((e) => e.type === "joined" && e.data.player.id === b.player),
-    WAIT_MS,
-  );
-  await seenB.events.until("bob's state", (items) => items.some((e) => e.type === "state"), WAIT_MS);
+  await untilSynced(roomA, "bob at ann", (state) => b.player in state.players);
+  await untilSynced(roomB, "ann at bob", (state) => a.player in state.players);
   return { a, b, roomA, roomB, seenA, seenB };
 }
 
@@ -121,12 +134,12 @@ describe("against a real roomwire server", serverTestOptions(), () => {
       JSON.stringify(rooms),
     );
 
+    const presence = [];
+    roomA.onPresence((player, status) => presence.push([player, status]));
     await roomB.leave();
-    await seenA.events.until(
-      "bob leaving",
-      (items) => items.some((e) => e.type === "left" && e.data.id === b.player),
-      WAIT_MS,
-    );
+    await untilSynced(roomA, "bob leaving", (state) => !(b.player in state.players));
+    assert.deepEqual(presence, [[b.player, "left"]]);
+    assert.deepEqual(Object.keys(roomA.presence), [a.player]);
   });
 
   test("a cut socket resumes: missed events are replayed once, in order; an offline move is applied once", async () => {
@@ -156,8 +169,8 @@ describe("against a real roomwire server", serverTestOptions(), () => {
     await seenA.events.until("bob's last move at ann", (items) => movedTo(items, b.player, last), WAIT_MS);
     await seenB.events.until("ann's offline move at bob", (items) => movedTo(items, a.player, toA), WAIT_MS);
 
-    // Nothing doubled, nothing out of order, and every event bob saw reached ann too (bob's
-    // `state` is addressed to bob only; everything else is broadcast).
+    // Nothing doubled, nothing out of order, and every event bob saw reached ann too (the
+    // synced state's `@` events stay in the SDK: bob's `@state` is addressed to bob only).
     const seqsA = seenA.events.items.map((e) => e.seq);
     assert.deepEqual(
       seqsA,
@@ -166,7 +179,7 @@ describe("against a real roomwire server", serverTestOptions(), () => {
     );
     const byseqA = new Map(seenA.events.items.map((e) => [e.seq, e]));
     for (const event of seenB.events.items) {
-      if (event.type === "state") continue;
+      assert.ok(!event.type.startsWith("@"), `a sync event reached the game: ${event.type}`);
       assert.deepEqual(byseqA.get(event.seq), event, `ann missed or garbled event ${event.seq}`);
     }
     const bobMovesAtA = seenA.events.items
@@ -179,6 +192,13 @@ describe("against a real roomwire server", serverTestOptions(), () => {
       "applied once",
     );
     assert.ok(statusA.items.at(-1) === "connected");
+    // Both mirrors hold the server's state: once each has its `sync` acked, every change made
+    // before is in it (ann resumed mid-way, with the patches she missed replayed).
+    await Promise.all([roomA.request("sync"), roomB.request("sync")]);
+    await untilSynced(roomB, "ann's last state", (state) => state.players[a.player].x === toA.x);
+    assert.deepEqual([roomA.mirror.status, roomB.mirror.status], ["ready", "ready"]);
+    assert.deepEqual(roomA.synced, roomB.synced);
+    assert.deepEqual(roomA.synced.players[b.player], { ...roomA.synced.players[b.player], ...bobMoves.at(-1) });
   });
 
   test("a message whose ack is lost in a disconnect is applied exactly once", async () => {

@@ -215,6 +215,22 @@ class Room:
         return self.mirror.on_presence(guarded)
 
     @property
+    def host(self) -> str | None:
+        """A relay room's host (from `@host`), or None."""
+        return self.mirror.host
+
+    def on_host(self, fn: Callable[[str | None], object]) -> Callable[[], None]:
+        """Call `fn(host)` when a relay room's host changes."""
+
+        def guarded(host: str | None) -> None:
+            try:
+                fn(host)
+            except Exception:  # the user's callback must not stop the connection's reader
+                logger.exception("room %s: on_host callback failed", self.id)
+
+        return self.mirror.on_host(guarded)
+
+    @property
     def pending(self) -> int:
         """Messages sent and not yet acked or rejected."""
         return len(self._outbox)
@@ -364,7 +380,7 @@ class Room:
         if self._state == "left" or not self._filter.accept(frame.seq):
             return
         if self.mirror.on_event(frame.seq, frame.type, frame.data):
-            return  # `@state`/`@patch`/`@presence` update the mirror (and callbacks), not events()
+            return  # `@state`/`@patch`/`@presence`/`@host` update the mirror (and callbacks), not events()
         await self._inbox.put(frame)
 
     def on_ack(self, msg_id: int) -> None:

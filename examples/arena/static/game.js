@@ -1,9 +1,10 @@
 // The arena page: plays tag in an "arena" room through the roomwire SDK, drawn on a canvas.
 //
-// The room's events (see examples/arena/app.py) are folded into `view`; the canvas is redrawn
-// every animation frame from it. Our own player moves at once on key presses (prediction) and
-// each step is sent as a `move` message; the server applies them in order, so it ends up where
-// we drew it. A refused move or a history gap asks the server for the whole `state` again.
+// The room is synced (see examples/arena/app.py): `room.synced` is the server's room state,
+// kept current by the SDK, and the canvas is redrawn from it every animation frame. Our own
+// player moves at once on key presses (prediction) and each step is sent as a `move` message;
+// the server applies them in order, so it ends up where we drew it. A refused move puts us back
+// where the server has us.
 
 // Every URL is relative to this file's folder, the app's base: the page works at `/` and with
 // the app mounted under a prefix (`Mount("/game", app=game_app)` serves it at /game/).
@@ -29,16 +30,7 @@ const $ = (id) => document.getElementById(id);
 const canvas = $("arena");
 const ctx = canvas.getContext("2d");
 
-/** What the page knows of the room, rebuilt from its events. */
-const view = {
-  arena: { width: 800, height: 600, tag_radius: 24 },
-  players: new Map(), // id -> {id, name, color, x, y, score}
-  it: null,
-  phase: "waiting", // waiting | playing | intermission
-  round: 0,
-  endsAt: null, // room clock (epoch seconds)
-  winners: [],
-};
+let arena = { width: 800, height: 600, tag_radius: 24 }; // from /rules, then the room's state
 const seen = []; // {seq, type} of every event delivered, in order: for the end-to-end tests
 const held = new Set(); // direction keys held down
 const tapped = new Set(); // keys pressed since the last step: a quick tap still moves one step
@@ -53,7 +45,11 @@ let clockOffsetS = 0; // server clock minus ours
 // A read-only view for tests and for poking around in the console.
 window.__arena = Object.freeze({
   get state() {
-    return structuredClone({ ...view, players: [...view.players.values()] });
+    const state = room?.synced;
+    return state ? structuredClone({ ...state, players: Object.values(state.players) }) : null;
+  },
+  get mirror() {
+    return room?.mirror.status ?? null;
   },
   get events() {
     return seen.map((e) => ({ ...e }));
@@ -79,68 +75,6 @@ window.__arena = Object.freeze({
   },
 });
 
-// --- events ---------------------------------------------------------------------------------
-
-const apply = {
-  state(data) {
-    view.arena = data.arena;
-    view.players = new Map(data.players.map((p) => [p.id, p]));
-    Object.assign(view, {
-      it: data.it,
-      phase: data.phase,
-      round: data.round,
-      endsAt: data.ends_at,
-    });
-    const mine = view.players.get(room.player);
-    me = mine ? { x: mine.x, y: mine.y } : null;
-    resizeCanvas();
-  },
-  joined({ player }) {
-    view.players.set(player.id, player);
-  },
-  left({ id, it }) {
-    view.players.delete(id);
-    drawn.delete(id);
-    view.it = it;
-  },
-  moved({ id, x, y }) {
-    const player = view.players.get(id);
-    if (player) Object.assign(player, { x, y });
-  },
-  tagged({ by, it, score }) {
-    const tagger = view.players.get(by);
-    if (tagger) tagger.score = score;
-    view.it = it;
-  },
-  round_started({ round, it, ends_at }) {
-    for (const player of view.players.values()) player.score = 0;
-    Object.assign(view, {
-      phase: "playing",
-      round,
-      it,
-      endsAt: ends_at,
-      winners: [],
-    });
-  },
-  round_over({ scores, winners, next_round_at }) {
-    for (const [id, score] of Object.entries(scores)) {
-      const player = view.players.get(id);
-      if (player) player.score = score;
-    }
-    Object.assign(view, {
-      phase: "intermission",
-      endsAt: next_round_at,
-      winners,
-    });
-  },
-};
-
-function onEvent(event) {
-  seen.push({ seq: event.seq, type: event.type });
-  apply[event.type]?.(event.data);
-  renderScores();
-}
-
 // --- joining ----------------------------------------------------------------------------------
 
 async function play(name) {
@@ -158,18 +92,29 @@ async function play(name) {
     $("play").disabled = false;
     return;
   }
-  // Added right after the join: the SDK holds the first events until then.
-  room.onEvent(onEvent);
+  // Added right after the join: the SDK holds the first events (and the state) until then.
+  room.onEvent((event) => seen.push({ seq: event.seq, type: event.type }));
+  room.onChange(["players", room.player], ({ value }) => {
+    if (me === null || value === undefined) me = value ? { x: value.x, y: value.y } : null;
+  });
+  room.onChange("arena", ({ value }) => {
+    arena = value;
+    resizeCanvas();
+  });
+  room.onRemove("players", (id) => drawn.delete(id));
+  room.onChange("players", renderScores);
+  room.onChange("it", renderScores);
   room.onError((err) => {
-    // Our position or history is off (a refused move, events lost after a long outage): resync.
-    if (err.code === "rejected" || err.code === "history_gone") room.send("sync");
-    else notice(describe(err));
+    // A refused move: go back to where the server has us. Lost history heals itself: the SDK
+    // joins again and the mirror gets the whole state.
+    const mine = room?.synced?.players?.[room.player];
+    if (err.code === "rejected" && mine) me = { x: mine.x, y: mine.y };
+    else if (err.code !== "history_gone") notice(describe(err));
   });
   room.onLeave((info) => {
     notice(`You left the room: ${leftBecause(info)}. Press Play to join again.`);
     room = null;
     me = null;
-    view.players.clear();
     renderScores();
     client.close();
     $("play").disabled = false;
@@ -244,8 +189,8 @@ function step() {
   }
   const length = Math.hypot(dx, dy);
   if (length === 0) return;
-  const x = round1(clamp(me.x + (dx / length) * STEP, 0, view.arena.width));
-  const y = round1(clamp(me.y + (dy / length) * STEP, 0, view.arena.height));
+  const x = round1(clamp(me.x + (dx / length) * STEP, 0, arena.width));
+  const y = round1(clamp(me.y + (dy / length) * STEP, 0, arena.height));
   if (x === me.x && y === me.y) return; // against a wall
   me = { x, y };
   room.send("move", me);
@@ -257,34 +202,35 @@ const round1 = (v) => Math.round(v * 10) / 10;
 // --- drawing ----------------------------------------------------------------------------------
 
 function resizeCanvas() {
-  if (canvas.width !== view.arena.width) canvas.width = view.arena.width;
-  if (canvas.height !== view.arena.height) canvas.height = view.arena.height;
+  if (canvas.width !== arena.width) canvas.width = arena.width;
+  if (canvas.height !== arena.height) canvas.height = arena.height;
 }
 
 function draw() {
-  const { width, height } = view.arena;
+  const { width, height } = arena;
   ctx.clearRect(0, 0, width, height);
   ctx.strokeStyle = "#1c222a";
   ctx.lineWidth = 1;
   for (let x = 50; x < width; x += 50) line(x, 0, x, height);
   for (let y = 50; y < height; y += 50) line(0, y, width, y);
 
-  const radius = view.arena.tag_radius / 2; // two players touch when "it" can tag
-  for (const player of view.players.values()) {
+  const radius = arena.tag_radius / 2; // two players touch when "it" can tag
+  const state = room?.synced;
+  for (const player of Object.values(state?.players ?? {})) {
     const target = player.id === room?.player && me ? me : player;
     const pos = drawn.get(player.id) ?? { ...target };
     pos.x += (target.x - pos.x) * 0.4;
     pos.y += (target.y - pos.y) * 0.4;
     drawn.set(player.id, pos);
-    drawPlayer(player, pos, radius);
+    drawPlayer(player, pos, radius, state.it);
   }
-  drawBanner();
-  $("round").textContent = roundText();
+  drawBanner(state);
+  $("round").textContent = roundText(state);
   requestAnimationFrame(draw);
 }
 
-function drawPlayer(player, pos, radius) {
-  const isIt = player.id === view.it;
+function drawPlayer(player, pos, radius, it) {
+  const isIt = player.id === it;
   if (isIt) {
     ctx.beginPath();
     ctx.arc(pos.x, pos.y, radius + 6, 0, 2 * Math.PI);
@@ -305,21 +251,21 @@ function drawPlayer(player, pos, radius) {
   ctx.fillText(label, pos.x, pos.y - radius - 8);
 }
 
-function drawBanner() {
+function drawBanner(state) {
   let text = null;
   if (!room) text = "Enter a name and press Play";
-  else if (view.phase === "waiting") text = "Waiting for the round to start…";
-  else if (view.phase === "intermission") {
-    const names = view.winners.map((id) => view.players.get(id)?.name ?? id);
-    text = `Round ${view.round} over · ${names.length ? `winner: ${names.join(", ")}` : "no tags"}`;
+  else if (!state || state.phase === "waiting") text = "Waiting for the round to start…";
+  else if (state.phase === "intermission") {
+    const names = state.winners.map((id) => state.players[id]?.name ?? id);
+    text = `Round ${state.round} over · ${names.length ? `winner: ${names.join(", ")}` : "no tags"}`;
   }
   if (text === null) return;
   ctx.fillStyle = "#000a";
-  ctx.fillRect(0, view.arena.height / 2 - 30, view.arena.width, 60);
+  ctx.fillRect(0, arena.height / 2 - 30, arena.width, 60);
   ctx.font = "bold 22px system-ui, sans-serif";
   ctx.textAlign = "center";
   ctx.fillStyle = "#fff";
-  ctx.fillText(text, view.arena.width / 2, view.arena.height / 2 + 8);
+  ctx.fillText(text, arena.width / 2, arena.height / 2 + 8);
 }
 
 function line(x1, y1, x2, y2) {
@@ -329,17 +275,19 @@ function line(x1, y1, x2, y2) {
   ctx.stroke();
 }
 
-function roundText() {
-  if (!room || view.endsAt === null) return "";
-  const left = Math.max(0, Math.ceil(view.endsAt - (Date.now() / 1000 + clockOffsetS)));
-  if (view.phase === "playing") return `Round ${view.round} · ${left} s left`;
-  if (view.phase === "intermission") return `Next round in ${left} s`;
+function roundText(state) {
+  if (!state || state.ends_at === null) return "";
+  const left = Math.max(0, Math.ceil(state.ends_at - (Date.now() / 1000 + clockOffsetS)));
+  if (state.phase === "playing") return `Round ${state.round} · ${left} s left`;
+  if (state.phase === "intermission") return `Next round in ${left} s`;
   return "";
 }
 
 function renderScores() {
   const list = $("scores");
-  const players = [...view.players.values()].sort((a, b) => b.score - a.score || a.name.localeCompare(b.name));
+  const state = room?.synced;
+  const it = state?.it;
+  const players = Object.values(state?.players ?? {}).sort((a, b) => b.score - a.score || a.name.localeCompare(b.name));
   list.replaceChildren(
     ...players.map((p) => {
       const item = document.createElement("li");
@@ -348,8 +296,8 @@ function renderScores() {
       });
       swatch.style.background = p.color;
       const name = Object.assign(document.createElement("span"), {
-        className: "name" + (p.id === view.it ? " it" : ""),
-        textContent: p.name + (p.id === room?.player ? " (you)" : "") + (p.id === view.it ? " · it" : ""),
+        className: "name" + (p.id === it ? " it" : ""),
+        textContent: p.name + (p.id === room?.player ? " (you)" : "") + (p.id === it ? " · it" : ""),
       });
       const score = Object.assign(document.createElement("span"), {
         className: "score",
@@ -369,7 +317,7 @@ async function loadRules() {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`GET ${url.pathname} answered ${response.status} ${response.statusText}`);
   const rules = await response.json();
-  view.arena = { ...rules.arena, tag_radius: rules.tag_radius };
+  arena = { ...rules.arena, tag_radius: rules.tag_radius };
   resizeCanvas();
   // ends_at is on the server's clock. The Date header has a 1 s resolution: only use it to
   // correct a clock that is clearly off, not to fight NTP over milliseconds.

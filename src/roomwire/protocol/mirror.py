@@ -21,6 +21,7 @@ from roomwire.protocol.patch import DEL, SET, Op, PatchError, PathItem, apply_pa
 PATCH_EVENT = "@patch"
 STATE_EVENT = "@state"
 PRESENCE_EVENT = "@presence"
+HOST_EVENT = "@host"  # a relay room's host: {"player": id or None} (docs/protocol.md §16)
 ANY = "*"  # in an `on_change` path: every key of an object, or every index of a list
 
 MirrorStatus = Literal["empty", "ready", "stale"]
@@ -37,6 +38,7 @@ class Change:
 
 ChangeCallback = Callable[[Change], object]
 PresenceCallback = Callable[[str, str], object]  # (player, "connected" | "reconnecting" | "left")
+HostCallback = Callable[[str | None], object]
 _ABSENT: Any = object()
 
 
@@ -51,6 +53,8 @@ class StateMirror:
         # Who is in the room: player → "connected" | "reconnecting" (from `@presence`).
         self.presence: dict[str, str] = {}
         self._presence_watchers: list[PresenceCallback] = []
+        self.host: str | None = None  # a relay room's host (from `@host`)
+        self._host_watchers: list[HostCallback] = []
 
     @property
     def ready(self) -> bool:
@@ -85,15 +89,33 @@ class StateMirror:
 
         return stop
 
+    def on_host(self, fn: HostCallback) -> Callable[[], None]:
+        """Call `fn(host)` when the relay room's host changes (None: no host)."""
+        self._host_watchers.append(fn)
+
+        def stop() -> None:
+            if fn in self._host_watchers:
+                self._host_watchers.remove(fn)
+
+        return stop
+
     def on_event(self, seq: int, type: str, data: Any) -> bool:
         """Feed one room event (in seq order); True if it was a sync event (`@state`, `@patch`,
-        `@presence`)."""
+        `@presence`, `@host`)."""
+        if type == HOST_EVENT:
+            player = data.get("player") if isinstance(data, dict) else None
+            host = player if isinstance(player, str) else None
+            if host != self.host:
+                self.host = host
+                for fn in list(self._host_watchers):
+                    fn(host)
+            return True
         if type == PRESENCE_EVENT:
             self._set_presence(data if isinstance(data, dict) else {})
             return True
         if type == STATE_EVENT:
+            self.status = "ready"  # before the callbacks run: they see a current mirror
             self._apply([[SET, [], data]], seq)
-            self.status = "ready"
             return True
         if type == PATCH_EVENT:
             if self.status == "ready":
@@ -191,4 +213,4 @@ def _value(root: Any, path: Sequence[PathItem]) -> Any:
         return _ABSENT
 
 
-__all__ = ["ANY", "DEL", "SET", "Change", "MirrorStatus", "PresenceCallback", "StateMirror"]
+__all__ = ["ANY", "DEL", "SET", "Change", "HostCallback", "MirrorStatus", "PresenceCallback", "StateMirror"]
