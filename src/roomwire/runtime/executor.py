@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 
 from roomwire.backends.base import Backend
-from roomwire.backends.records import Commit, Loaded
+from roomwire.backends.records import Commit, Loaded, MessageInput, Receipt
 from roomwire.errors import BackendError, BackendUnavailableError, RoomNotFoundError, StaleLeaseError
 from roomwire.runtime.bans import BAN_KEY_TTL_S, ban_key
 from roomwire.runtime.machine import RoomMachine
+from roomwire.runtime.metrics import Metrics
 from roomwire.runtime.roomtype import RoomType
 
 log = logging.getLogger("roomwire.executor")
@@ -38,8 +39,12 @@ class RoomExecutor:
         loaded: Loaded | None,
         clock: Callable[[], float],
         code_version: str = "",
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.backend = backend
+        self.metrics = metrics
+        self._message_at: list[float] = []  # MessageInput.at of the inputs the next commit covers
         self.room_type = room_type
         self.room_id = room_id
         self.epoch = epoch
@@ -95,6 +100,8 @@ class RoomExecutor:
                     # retry (another worker may take it over meanwhile, which fencing handles).
                     if unavailable_s == 0:
                         log.warning("room %s: engine unavailable; retrying", self.room_id)
+                    if self.metrics is not None:
+                        self.metrics.engine_errors["read_inputs"] += 1
                     unavailable_s = min(1.0, max(0.05, unavailable_s * 2))
                     await asyncio.sleep(unavailable_s)  # back off while the engine is down
                     continue
@@ -106,6 +113,8 @@ class RoomExecutor:
                     await machine.apply(item)
                     self.offset = offset
                     self.inputs_total += 1
+                    if type(item) is MessageInput:
+                        self._message_at.append(item.at)
                     if machine.ended is not None:
                         break  # inputs after the end are refused by the next incarnation: the room is gone
                 if items:
@@ -150,6 +159,7 @@ class RoomExecutor:
             players=len(self.machine.snapshot.players),
         )
         delay = 0.05
+        started = time.perf_counter()
         for attempt in range(_COMMIT_RETRIES):
             try:
                 await self.backend.commit(self.room_id, self.epoch, commit, self.room_type.policy.history)
@@ -158,6 +168,8 @@ class RoomExecutor:
                 if attempt == _COMMIT_RETRIES - 1:
                     raise
                 log.warning("room %s: commit failed (engine unavailable), retrying", self.room_id)
+                if self.metrics is not None:
+                    self.metrics.engine_errors["commit"] += 1
                 await asyncio.sleep(delay)  # back off before retrying the same commit
                 delay *= 2
                 # The failed call may have been applied before the connection dropped: then a
@@ -168,7 +180,25 @@ class RoomExecutor:
         self._committed_offset = self.offset
         self.commits_total += 1
         self.events_total += len(events)
+        if self.metrics is not None:
+            self._count_commit(time.perf_counter() - started, receipts)
         await self._publish_bans()
+
+    def _count_commit(self, took_s: float, receipts: list[Receipt]) -> None:
+        """Metrics of one commit: its latency, message to event latency, refusals by code."""
+        metrics = self.metrics
+        assert metrics is not None
+        name = self.room_type.name
+        metrics.histogram(metrics.commit_seconds, name).observe(took_s)
+        if self._message_at:
+            now = time.time()  # MessageInput.at is the gateway's wall clock
+            hist = metrics.histogram(metrics.message_seconds, name)
+            for at in self._message_at:
+                hist.observe(max(0.0, now - at))
+            self._message_at.clear()
+        for receipt in receipts:
+            if receipt.code:
+                metrics.rejected[(name, receipt.code)] += 1
 
     async def _publish_bans(self) -> None:
         """Tell the lobby about bans the commit made, or drop the keys of a room that ended."""
