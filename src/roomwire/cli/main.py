@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import click
 import uvicorn
 import watchfiles
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.markup import escape
 
@@ -28,9 +30,11 @@ from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
+from roomwire.cli.logformat import setup_logging
 from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
 from roomwire.errors import RoomwireError
+from roomwire.gateway.metrics import METRICS_PATH, RoomwireCollector, new_registry, serve_metrics
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
 from roomwire.protocol.codec import CodecName
 from roomwire.runtime.worker import Worker
@@ -40,6 +44,7 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 # With several workers, a worker waits this long per room it already runs before claiming a new
 # room, so the least loaded one usually wins and new rooms spread (see Worker.spread_s).
 SPREAD_S = 0.002
+LOG_FORMAT_HELP = "json: one JSON object per line with room, player, version and error ref fields."
 EMBEDDED = ("memory", "sqlite")
 
 
@@ -58,8 +63,8 @@ def _run_loop(main: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
         asyncio.run(main)  # type: ignore[arg-type]  # a coroutine
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    setup_logging(level, fmt)
     quiet_access_logs()
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
@@ -91,6 +96,14 @@ def main() -> None:
     help="Token secret (default: kept in DATA.secret with --data, else random per start).",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help=LOG_FORMAT_HELP,
+)
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on GET /metrics of this server.")
 def run(
     app_path: str,
     host: str,
@@ -101,9 +114,11 @@ def run(
     reload: bool,
     secret: str | None,
     log_level: str,
+    log_format: str,
+    metrics: bool,
 ) -> None:
     """Run APP.py for development: one process, embedded backend, reload on save."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     try:
         first = load_app(app_path, app_name)
     except AppLoadError as exc:
@@ -130,6 +145,7 @@ def run(
         verb = "created" if created else "using"
         console.print(escape(f"token secret: {verb} {secret_path(Path(data))} (keep it private)"))
     hot = HotSwap(backend, load, secret)
+    hot.metrics = metrics
     hot.settings = first.settings
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
@@ -159,6 +175,20 @@ def run(
     "--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret shared by every process."
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help=LOG_FORMAT_HELP,
+)
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on GET /metrics of the main port.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port instead (same --host); a worker needs it for metrics.",
+)
 def serve(
     app_path: str,
     backend_url: str,
@@ -170,9 +200,12 @@ def serve(
     lease_ttl: float,
     secret: str | None,
     log_level: str,
+    log_format: str,
+    metrics: bool,
+    metrics_port: int | None,
 ) -> None:
     """Run APP.py as a production process: gateway, worker, or both, on a shared engine."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     try:
         app = load_app(app_path, app_name)
         backend = backend_from_url(backend_url)
@@ -199,14 +232,21 @@ def serve(
         _fail(f"the {backend.name} backend lives in one process; use --role all, or an engine like redis://")
     spread_s = 0.0 if backend.name in EMBEDDED else SPREAD_S
     if role == "worker":
-        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s))
+        if metrics and metrics_port is None:
+            _fail("a worker serves no HTTP: give it --metrics-port N for its metrics")
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, (host, metrics_port)))
         return
+    if metrics and metrics_port is None:
+        app.settings = dataclasses.replace(app.settings, metrics=True)
     gateway = app.build_gateway(backend, run_worker=role == "all", worker_id=worker_id, lease_ttl_s=lease_ttl)
     worker = gateway.worker
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     if worker is not None:
         worker.spread_s = spread_s
         background.append(lambda: publish_worker_stats(worker, backend))
+    if metrics_port is not None:
+        _check_port(host, metrics_port)
+        background.append(lambda: _metrics_forever(gateway.metrics_registry, host, metrics_port))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
 
@@ -423,7 +463,29 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
         console.print(f"reloaded after a change in {escape(names)}; rooms kept their state")
 
 
-async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: float, spread_s: float) -> None:
+def _check_port(host: str, port: int) -> None:
+    """Fail before starting when a port is taken (the metrics server binds it later)."""
+    _bind(host, port).close()  # type: ignore[attr-defined]  # a socket.socket
+
+
+async def _metrics_forever(registry: CollectorRegistry, host: str, port: int) -> None:
+    """Serve /metrics on its own port until cancelled."""
+    server = await serve_metrics(registry, host, port)
+    console.print(escape(f"metrics at http://{host}:{port}{METRICS_PATH}"))
+    try:
+        await asyncio.Event().wait()  # until the process stops (cancelled)
+    finally:
+        server.close()
+
+
+async def _work(
+    app: App,
+    backend: Backend,
+    worker_id: str | None,
+    lease_ttl: float,
+    spread_s: float,
+    metrics_at: tuple[str, int | None] = ("127.0.0.1", None),
+) -> None:
     for room_type in app.room_types.values():
         room_type.freeze()
     await backend.open()
@@ -438,15 +500,26 @@ async def _work(app: App, backend: Backend, worker_id: str | None, lease_ttl: fl
     )
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
+    exporter: asyncio.Task[None] | None = None
+    host, metrics_port = metrics_at
+    if metrics_port is not None:
+        registry = new_registry(
+            RoomwireCollector(worker.metrics, worker_getter=lambda: worker, role="worker")
+        )
+        exporter = asyncio.create_task(
+            _metrics_forever(registry, host, metrics_port), name="roomwire-metrics"
+        )
     console.print(escape(f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r}"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    publisher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await publisher
+    for task in (publisher, exporter):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await worker.aclose()
     await forget_worker(worker, backend)
     await backend.aclose()
