@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 
 from roomwire.backends.base import Backend
@@ -45,6 +46,9 @@ class RoomExecutor:
         self.backend = backend
         self.metrics = metrics
         self._message_at: list[float] = []  # MessageInput.at of the inputs the next commit covers
+        if metrics is not None:  # looked up once: the commit path only observes
+            self._commit_hist = metrics.histogram(metrics.commit_seconds, room_type.name)
+            self._message_hist = metrics.histogram(metrics.message_seconds, room_type.name)
         self.room_type = room_type
         self.room_id = room_id
         self.epoch = epoch
@@ -186,19 +190,22 @@ class RoomExecutor:
 
     def _count_commit(self, took_s: float, receipts: list[Receipt]) -> None:
         """Metrics of one commit: its latency, message to event latency, refusals by code."""
-        metrics = self.metrics
-        assert metrics is not None
-        name = self.room_type.name
-        metrics.histogram(metrics.commit_seconds, name).observe(took_s)
-        if self._message_at:
+        self._commit_hist.observe(took_s)
+        message_at = self._message_at
+        if message_at:
             now = time.time()  # MessageInput.at is the gateway's wall clock
-            hist = metrics.histogram(metrics.message_seconds, name)
-            for at in self._message_at:
-                hist.observe(max(0.0, now - at))
-            self._message_at.clear()
+            hist = self._message_hist
+            counts, buckets, total = hist.counts, hist.buckets, 0.0
+            for at in message_at:  # Histogram.observe inlined: one call less per message
+                took = now - at  # a clock step back lands in the lowest bucket
+                counts[bisect_left(buckets, took)] += 1
+                total += took
+            hist.sum += total
+            message_at.clear()
         for receipt in receipts:
             if receipt.code:
-                metrics.rejected[(name, receipt.code)] += 1
+                assert self.metrics is not None
+                self.metrics.rejected[(self.room_type.name, receipt.code)] += 1
 
     async def _publish_bans(self) -> None:
         """Tell the lobby about bans the commit made, or drop the keys of a room that ended."""
