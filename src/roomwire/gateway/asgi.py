@@ -54,6 +54,7 @@ from roomwire.protocol.frames import (
     Reject,
     Welcome,
 )
+from roomwire.runtime import tracing
 from roomwire.runtime.metrics import Metrics
 from roomwire.runtime.presence import DEFAULT_PRESENCE_TTL_S, gateway_key, new_gateway_id, new_session
 from roomwire.runtime.roomtype import RoomType
@@ -509,6 +510,11 @@ class Gateway:
             raise RateLimitedError(f"over the rate limit of {limiter.rate:g} messages per second")
         if frame.id is not None and frame.id <= 0:
             raise ProtocolError("message id must be a positive integer")
+        if tracing.TRACER is not None:  # OpenTelemetry (roomwire[otel]): off unless enabled
+            _, parent = tracing.receive_span(frame.room, frame.type)
+            return MessageInput(
+                member.player, frame.type, frame.data, frame.id, time.time(), member.session, parent
+            )
         return MessageInput(member.player, frame.type, frame.data, frame.id, time.time(), member.session)
 
     async def _on_msg(self, conn: Connection, frame: Msg, size: int) -> None:

@@ -7,10 +7,12 @@ import logging
 import time
 from bisect import bisect_left
 from collections.abc import Callable
+from typing import Any
 
 from roomwire.backends.base import Backend
 from roomwire.backends.records import Commit, Loaded, MessageInput, Receipt
 from roomwire.errors import BackendError, BackendUnavailableError, RoomNotFoundError, StaleLeaseError
+from roomwire.runtime import tracing
 from roomwire.runtime.bans import BAN_KEY_TTL_S, ban_key
 from roomwire.runtime.machine import RoomMachine
 from roomwire.runtime.metrics import Metrics
@@ -46,6 +48,7 @@ class RoomExecutor:
         self.backend = backend
         self.metrics = metrics
         self._message_at: list[float] = []  # MessageInput.at of the inputs the next commit covers
+        self._spans: list[Any] = []  # traced inputs' spans, ended when their commit is done
         if metrics is not None:  # looked up once: the commit path only observes
             self._commit_hist = metrics.histogram(metrics.commit_seconds, room_type.name)
             self._message_hist = metrics.histogram(metrics.message_seconds, room_type.name)
@@ -114,11 +117,16 @@ class RoomExecutor:
                 unavailable_s = 0.0
                 started = time.perf_counter()
                 for offset, item in items:
-                    await machine.apply(item)
-                    self.offset = offset
-                    self.inputs_total += 1
+                    span = None
                     if type(item) is MessageInput:
                         self._message_at.append(item.at)
+                        if item.trace and tracing.TRACER is not None:
+                            span = self._trace(item)
+                    await machine.apply(item)
+                    if span is not None:
+                        span.set_attribute("roomwire.seq", machine.snapshot.seq)
+                    self.offset = offset
+                    self.inputs_total += 1
                     if machine.ended is not None:
                         break  # inputs after the end are refused by the next incarnation: the room is gone
                 if items:
@@ -164,6 +172,8 @@ class RoomExecutor:
         )
         delay = 0.05
         started = time.perf_counter()
+        spans = self._spans
+        commit_span = tracing.commit_span(spans[0], self.room_type.name, len(events)) if spans else None
         for attempt in range(_COMMIT_RETRIES):
             try:
                 await self.backend.commit(self.room_id, self.epoch, commit, self.room_type.policy.history)
@@ -184,9 +194,22 @@ class RoomExecutor:
         self._committed_offset = self.offset
         self.commits_total += 1
         self.events_total += len(events)
+        if commit_span is not None:
+            commit_span.end()
+            for span in spans:
+                span.end()
+            spans.clear()
         if self.metrics is not None:
             self._count_commit(time.perf_counter() - started, receipts)
         await self._publish_bans()
+
+    def _trace(self, item: MessageInput) -> Any:
+        """The span of a traced message, from its step to its commit (runtime.tracing)."""
+        span = tracing.handle_span(
+            item.trace, self.room_id, self.room_type.name, self.machine.snapshot.code_version, item.type
+        )
+        self._spans.append(span)
+        return span
 
     def _count_commit(self, took_s: float, receipts: list[Receipt]) -> None:
         """Metrics of one commit: its latency, message to event latency, refusals by code."""
