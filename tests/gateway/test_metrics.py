@@ -10,7 +10,7 @@ import httpx
 from gateway_harness import make_app, serving
 from prometheus_client.parser import text_string_to_metric_families
 
-from roomwire import GatewaySettings
+from roomwire import App, GatewaySettings
 from roomwire.gateway.metrics import serve_metrics
 from roomwire.testing import serve_app
 
@@ -122,3 +122,29 @@ async def test_metrics_on_a_port_of_their_own() -> None:
         finally:
             server.close()
             await server.wait_closed()
+
+
+async def test_rate_limited_and_oversized_messages_are_counted() -> None:
+    app = App("limits", settings=GatewaySettings(metrics=True))
+    room_type = app.room("capped", rate_limit=2, max_message_bytes=256)  # bursts of 4
+
+    @room_type.message("move")
+    def move(room: Any, player: Any, msg: Any) -> None:
+        room.broadcast("moved")
+
+    async with serve_app(app) as url, serving(url, app) as srv:
+        client, seat = await srv.player(type="capped", create=True)
+        await client.msg(seat.room, "move", "x" * 1000, id=1)  # over max_message_bytes
+        assert (await client.recv_until("reject", id=1))["code"] == "message_too_large"
+        for i in range(2, 12):
+            await client.msg(seat.room, "move", None, id=i)
+        answers: dict[int, dict[str, Any]] = {}
+        while len(answers) < 10:  # acks come after the commit, rejects at once: any order
+            frame = await client.recv()
+            if frame["t"] in ("ack", "reject"):
+                answers[frame["id"]] = frame
+        limited = sum(frame.get("code") == "rate_limited" for frame in answers.values())
+        assert limited >= 1  # ten at once, past a burst of four
+        samples = await scrape_until(f"{url}/metrics", lambda s: True)
+    assert value(samples, "roomwire_frames_refused_total", code="rate_limited") == limited
+    assert value(samples, "roomwire_frames_refused_total", code="message_too_large") == 1
