@@ -70,7 +70,12 @@ async def test_one_message_is_one_trace_from_gateway_to_commit(redis_url: str) -
         await worker_backend.drop_all()
         await worker_backend.aclose()
 
-    spans = {s.name: s for s in exporter.get_finished_spans()}
+    finished = exporter.get_finished_spans()
+    lobby = [s for s in finished if s.name == "roomwire.lobby"]
+    requests = {(s.attributes or {}).get("url.path"): s for s in lobby}
+    assert requests["/auth/guest"].attributes["http.response.status_code"] == 200  # type: ignore[index]
+    assert requests["/rooms"].attributes["http.request.method"] == "POST"  # type: ignore[index]
+    spans = {s.name: s for s in finished if s.name != "roomwire.lobby"}
     receive, handle, commit = spans["roomwire.receive"], spans["roomwire.handle"], spans["roomwire.commit"]
     trace_id = receive.context.trace_id
     assert trace_id != 0

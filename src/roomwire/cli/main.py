@@ -33,10 +33,11 @@ from roomwire.cli.loader import AppLoadError, load_app
 from roomwire.cli.logformat import setup_logging
 from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
-from roomwire.errors import RoomwireError
+from roomwire.errors import RoomwireError, SetupError
 from roomwire.gateway.metrics import METRICS_PATH, RoomwireCollector, new_registry, serve_metrics
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
 from roomwire.protocol.codec import CodecName
+from roomwire.runtime import tracing
 from roomwire.runtime.worker import Worker
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -44,6 +45,10 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 # With several workers, a worker waits this long per room it already runs before claiming a new
 # room, so the least loaded one usually wins and new rooms spread (see Worker.spread_s).
 SPREAD_S = 0.002
+OTEL_HELP = (
+    "Trace lobby requests and room inputs with OpenTelemetry's global tracer provider "
+    "(needs roomwire[otel]; configure the exporter with opentelemetry-instrument / OTEL_* variables)."
+)
 LOG_FORMAT_HELP = "json: one JSON object per line with room, player, version and error ref fields."
 EMBEDDED = ("memory", "sqlite")
 
@@ -67,6 +72,15 @@ def _setup_logging(level: str, fmt: str = "text") -> None:
     setup_logging(level, fmt)
     quiet_access_logs()
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
+def _setup_tracing(otel: bool) -> None:
+    if not otel:
+        return
+    try:
+        tracing.enable()  # OpenTelemetry's global provider: set up by opentelemetry-instrument or code
+    except SetupError as exc:
+        _fail(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,6 +118,7 @@ def main() -> None:
     help=LOG_FORMAT_HELP,
 )
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on GET /metrics of this server.")
+@click.option("--otel", is_flag=True, help=OTEL_HELP)
 def run(
     app_path: str,
     host: str,
@@ -116,9 +131,11 @@ def run(
     log_level: str,
     log_format: str,
     metrics: bool,
+    otel: bool,
 ) -> None:
     """Run APP.py for development: one process, embedded backend, reload on save."""
     _setup_logging(log_level, log_format)
+    _setup_tracing(otel)
     try:
         first = load_app(app_path, app_name)
     except AppLoadError as exc:
@@ -183,6 +200,7 @@ def run(
     help=LOG_FORMAT_HELP,
 )
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on GET /metrics of the main port.")
+@click.option("--otel", is_flag=True, help=OTEL_HELP)
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -202,10 +220,12 @@ def serve(
     log_level: str,
     log_format: str,
     metrics: bool,
+    otel: bool,
     metrics_port: int | None,
 ) -> None:
     """Run APP.py as a production process: gateway, worker, or both, on a shared engine."""
     _setup_logging(log_level, log_format)
+    _setup_tracing(otel)
     try:
         app = load_app(app_path, app_name)
         backend = backend_from_url(backend_url)

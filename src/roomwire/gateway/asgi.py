@@ -288,6 +288,9 @@ class Gateway:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
             return
+        elif tracing.TRACER is not None and kind == "http":
+            await tracing.traced_http(self.http, scope, receive, send)  # a span per lobby request
+            return
         await self.http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

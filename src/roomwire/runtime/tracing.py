@@ -9,6 +9,7 @@ pays one comparison per message.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from roomwire.errors import SetupError
@@ -35,6 +36,31 @@ def disable() -> None:
     global TRACER, _propagator
     TRACER = None
     _propagator = None
+
+
+async def traced_http(app: Any, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    """Run one lobby HTTP request inside a `roomwire.lobby` span (continuing a client's traceparent)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    span = TRACER.start_span(
+        "roomwire.lobby",
+        context=_propagator.extract(headers),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": scope.get("method", ""), "url.path": scope.get("path", "")},
+    )
+
+    async def send_traced(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+        await send(message)
+
+    with trace.use_span(span, end_on_exit=True):
+        await app(scope, receive, send_traced)
 
 
 def receive_span(room_id: str, message_type: str) -> tuple[Any, str]:
@@ -83,4 +109,4 @@ def commit_span(parent: Any, room_type: str, events: int) -> Any:
     )
 
 
-__all__ = ["TRACER", "commit_span", "disable", "enable", "handle_span", "receive_span"]
+__all__ = ["TRACER", "commit_span", "disable", "enable", "handle_span", "receive_span", "traced_http"]
