@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,3 +151,27 @@ async def test_rate_limited_and_oversized_messages_are_counted() -> None:
         samples = await scrape_until(f"{url}/metrics", lambda s: True)
     assert value(samples, "roomwire_frames_refused_total", code="rate_limited") == limited
     assert value(samples, "roomwire_frames_refused_total", code="message_too_large") == 1
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_docs_and_dashboard_name_exactly_the_exported_metrics() -> None:
+    app = make_app(GatewaySettings(metrics=True))
+    async with serve_app(app) as url, serving(url, app) as srv, httpx.AsyncClient(timeout=10.0) as http:
+        await srv.player(create=True)
+        page = (await http.get(f"{url}/metrics")).text
+    exported = {family.name for family in text_string_to_metric_families(page)}
+    table = (ROOT / "docs" / "operations.md").read_text()
+    documented = {
+        re.sub(r"_total$", "", name) for name in re.findall(r"^\| `(roomwire_[a-z_]+)` \|", table, re.M)
+    }
+    assert documented == exported
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "roomwire-dashboard.json").read_text())
+    used = {
+        re.sub(r"_(total|bucket|sum|count)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"roomwire_[a-z_]+", target["expr"])
+    }
+    assert used <= exported, used - exported
