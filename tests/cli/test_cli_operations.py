@@ -145,10 +145,11 @@ async def test_run_with_metrics_and_json_logs(tmp_path: Path) -> None:
     finally:
         await asyncio.to_thread(served.stop)
 
-    records: list[dict[str, Any]] = []
-    for line in served.lines:
-        if line.startswith("{"):
-            records.append(json.loads(line))
+    # Every logged line is one JSON object (tracebacks included); only the banner and click's
+    # answer to SIGINT are for people.
+    people = ("roomwire ", "Aborted!")
+    logged = [line for line in served.lines if line.strip() and not line.startswith(people)]
+    records: list[dict[str, Any]] = [json.loads(line) for line in logged]
     found = [r for r in records if r.get("ref") == ref]
     assert len(found) == 1, served.lines
     (record,) = found

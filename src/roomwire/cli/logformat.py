@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 # Context fields roomwire sets through `extra=`; copied to the JSON object when a record has them.
+_format = "text"  # what setup_logging chose
+
 CONTEXT_FIELDS = ("room", "room_type", "player", "version", "ref", "seq", "worker", "gateway", "code")
 
 
@@ -49,6 +51,19 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    global _format
+    _format = fmt
 
 
-__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "setup_logging"]
+def adopt_uvicorn_loggers() -> None:
+    """With JSON logs, send uvicorn's own lines through the root handler too (call after
+    uvicorn.Config, which installs uvicorn's text handlers)."""
+    if _format != "json":
+        return
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "adopt_uvicorn_loggers", "setup_logging"]

@@ -30,7 +30,7 @@ from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
-from roomwire.cli.logformat import setup_logging
+from roomwire.cli.logformat import adopt_uvicorn_loggers, setup_logging
 from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
 from roomwire.errors import RoomwireError, SetupError
@@ -441,6 +441,7 @@ async def _serve(
     gc.collect()
     gc.freeze()
     server = uvicorn.Server(uvicorn_config(asgi, host, port, log_level="warning"))
+    adopt_uvicorn_loggers()  # --log-format json: uvicorn's lines in JSON too
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     tasks: list[asyncio.Task[None]] = []
 
