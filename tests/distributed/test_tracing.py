@@ -92,3 +92,13 @@ async def test_one_message_is_one_trace_from_gateway_to_commit(redis_url: str) -
     # the handle span lasts from the step to the end of the commit
     assert handle.start_time is not None and handle.end_time is not None and commit.end_time is not None
     assert handle.start_time <= commit.start_time and commit.end_time <= handle.end_time
+
+
+def test_input_records_from_before_tracing_still_decode() -> None:
+    """A record written by an older gateway (no trace element) is read as untraced."""
+    import msgspec
+
+    from roomwire.backends.records import Input, MessageInput
+
+    old = msgspec.msgpack.encode(["msg", "p1", "move", {"n": 1}, 3, 1.5, "s1"])
+    assert msgspec.msgpack.decode(old, type=Input) == MessageInput("p1", "move", {"n": 1}, 3, 1.5, "s1", "")
