@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
 from distributed_kit import WAIT_S, new_namespace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from roomwire import App
 from roomwire.backends import backend_from_url
+from roomwire.backends.records import Input, MessageInput
 from roomwire.runtime import tracing
 from roomwire.runtime.worker import Worker
 from roomwire.testing import serve_app
@@ -96,9 +98,5 @@ async def test_one_message_is_one_trace_from_gateway_to_commit(redis_url: str) -
 
 def test_input_records_from_before_tracing_still_decode() -> None:
     """A record written by an older gateway (no trace element) is read as untraced."""
-    import msgspec
-
-    from roomwire.backends.records import Input, MessageInput
-
     old = msgspec.msgpack.encode(["msg", "p1", "move", {"n": 1}, 3, 1.5, "s1"])
     assert msgspec.msgpack.decode(old, type=Input) == MessageInput("p1", "move", {"n": 1}, 3, 1.5, "s1", "")
