@@ -51,7 +51,16 @@ async def test_gateway_and_worker_processes_export_their_metrics(
 ) -> None:
     deployment = deploy(redis_url)
     port, gateway_metrics, worker_metrics = free_port(), free_port(), free_port()
-    gateway = deployment._serve("g1", "gateway", "--port", str(port), "--metrics-port", str(gateway_metrics))
+    gateway = deployment._serve(
+        "g1",
+        "gateway",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(gateway_metrics),
+        "--metrics-host",
+        "127.0.0.1",
+    )
     worker = deployment._serve("w1", "worker", "--worker-id", "w1", "--metrics-port", str(worker_metrics))
     await wait_listening(gateway, port)
     await asyncio.to_thread(worker.wait_for_line, "worker w1 running")

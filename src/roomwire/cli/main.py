@@ -205,7 +205,12 @@ def run(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Serve Prometheus metrics on this port instead (same --host); a worker needs it for metrics.",
+    help="Serve Prometheus metrics on this port instead; a worker needs it for metrics.",
+)
+@click.option(
+    "--metrics-host",
+    default=None,
+    help="Interface for --metrics-port (default: --host), e.g. one only Prometheus reaches.",
 )
 def serve(
     app_path: str,
@@ -222,6 +227,7 @@ def serve(
     metrics: bool,
     otel: bool,
     metrics_port: int | None,
+    metrics_host: str | None,
 ) -> None:
     """Run APP.py as a production process: gateway, worker, or both, on a shared engine."""
     _setup_logging(log_level, log_format)
@@ -254,7 +260,7 @@ def serve(
     if role == "worker":
         if metrics and metrics_port is None:
             _fail("a worker serves no HTTP: give it --metrics-port N for its metrics")
-        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, (host, metrics_port)))
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, (metrics_host or host, metrics_port)))
         return
     if metrics and metrics_port is None:
         app.settings = dataclasses.replace(app.settings, metrics=True)
@@ -265,8 +271,9 @@ def serve(
         worker.spread_s = spread_s
         background.append(lambda: publish_worker_stats(worker, backend))
     if metrics_port is not None:
-        _check_port(host, metrics_port)
-        background.append(lambda: _metrics_forever(gateway.metrics_registry, host, metrics_port))
+        where = metrics_host or host
+        _check_port(where, metrics_port)
+        background.append(lambda: _metrics_forever(gateway.metrics_registry, where, metrics_port))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
 
