@@ -404,7 +404,7 @@ class Gateway:
             frame = conn.codec.decode_client(data, settings.max_frame_bytes)
         except ProtocolError as exc:
             conn.errors_in_row += 1
-            self.metrics.refused_frames[error_code(exc)[0]] += 1
+            self.metrics.refused_frames[exc.error_code] += 1
             conn.send_frame(error_frame(exc))
             if len(data) > HARD_MAX_FRAME_BYTES:
                 conn.close(CloseCode.TOO_BIG, "frame too large")
@@ -471,12 +471,12 @@ class Gateway:
         """Answer a frame that failed: a reject for a message with an id, else an error."""
         room = getattr(frame, "room", None)
         msg_id = frame.id if type(frame) is Msg else None
-        self.metrics.refused_frames[error_code(exc)[0]] += 1
+        code, message, ref = error_code(exc)  # once: an internal error is logged with a new ref
+        self.metrics.refused_frames[code] += 1
         if msg_id is not None and room is not None:
-            code, message, ref = error_code(exc)
             conn.send_frame(Reject(room, msg_id, code, message, ref))
         else:
-            conn.send_frame(error_frame(exc, room))
+            conn.send_frame(Error(code, message, room, ref))
 
     def _on_hello(self, conn: Connection, frame: Hello) -> None:
         if frame.v != PROTOCOL_VERSION:
