@@ -154,6 +154,10 @@ class RoomExecutor:
         except RoomNotFoundError:
             log.info("room %s was removed while running", self.room_id)
             self.outcome = "gone"
+        for span in self._spans:  # traced inputs never committed here (lease lost, room gone)
+            span.set_attribute("roomwire.outcome", self.outcome)
+            span.end()
+        self._spans.clear()
         return self.outcome
 
     async def _commit(self) -> None:
