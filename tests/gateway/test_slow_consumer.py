@@ -9,6 +9,7 @@ import httpx
 import pytest
 import websockets
 from gateway_harness import FRAME_TIMEOUT_S, Server, make_app
+from prometheus_client.parser import text_string_to_metric_families
 
 from roomwire import GatewaySettings
 from roomwire.testing import serve_app
@@ -23,7 +24,7 @@ def _rss_bytes() -> int:
 
 @pytest.fixture
 async def small_queue_server() -> AsyncIterator[Server]:
-    app = make_app(GatewaySettings(max_queue_frames=64, max_queue_bytes=QUEUE_BYTES))
+    app = make_app(GatewaySettings(max_queue_frames=64, max_queue_bytes=QUEUE_BYTES, metrics=True))
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=FRAME_TIMEOUT_S) as http:
         srv = Server(url, app, http)
         yield srv
@@ -65,3 +66,12 @@ async def test_slow_consumer_is_closed_and_memory_stays_bounded(small_queue_serv
     fast.record = True
     await fast.msg(seat.room, "move", {"n": 1})
     assert (await fast.recv_until("event", type="moved"))["data"]["total"] == 1
+    # Operators see it on /metrics (docs/operations.md).
+    page = (await server.http.get("/metrics")).text
+    samples = {
+        (m.name, tuple(m.labels.items())): m.value
+        for f in text_string_to_metric_families(page)
+        for m in f.samples
+    }
+    assert samples[("roomwire_slow_consumer_closes_total", ())] == 1
+    assert samples[("roomwire_connections_closed_total", (("code", "4002"),))] == 1

@@ -79,6 +79,8 @@ class MessageInput(msgspec.Struct, frozen=True, tag_field="k", tag="msg", array_
     id: int | None
     at: float
     session: str = ""
+    # W3C traceparent of the gateway's span when tracing is on (runtime.tracing); "" otherwise.
+    trace: str = ""
 
 
 Input = CreateInput | JoinInput | LeaveInput | DisconnectInput | MessageInput

@@ -6,6 +6,7 @@ are closed with 1012 (service restart) and resume on the new code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
@@ -28,6 +29,7 @@ class HotSwap:
         self.gateway: Gateway | None = None
         # The first app's connection limits: uvicorn_config reads the HTTP ones once, at start.
         self.settings: GatewaySettings | None = None
+        self.metrics = False  # roomwire run --metrics: /metrics on every gateway built here
 
     async def start(self) -> None:
         """Open the backend and serve the app."""
@@ -53,6 +55,8 @@ class HotSwap:
     def _build(self, app: App) -> Gateway:
         if not app.has_secret:
             app.use_secret(self._secret)
+        if self.metrics and not app.settings.metrics:
+            app.settings = dataclasses.replace(app.settings, metrics=True)
         gateway = app.build_gateway(self.backend, manage_backend=False)
         if gateway.worker is not None:
             # Dev reload runs every room on the newest code, whatever version it was created with.

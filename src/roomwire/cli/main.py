@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -21,6 +22,7 @@ from typing import Any
 import click
 import uvicorn
 import watchfiles
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -31,11 +33,14 @@ from roomwire.backends import backend_from_url
 from roomwire.backends.base import Backend
 from roomwire.cli.hotswap import HotSwap
 from roomwire.cli.loader import AppLoadError, load_app
+from roomwire.cli.logformat import adopt_uvicorn_loggers, setup_logging
 from roomwire.cli.secret_file import SecretFileError, load_or_create_secret, secret_path
 from roomwire.cli.status import forget_worker, publish_worker_stats, read_status, render_status, status_json
-from roomwire.errors import DeployError, RoomwireError
+from roomwire.errors import DeployError, RoomwireError, SetupError
+from roomwire.gateway.metrics import METRICS_PATH, RoomwireCollector, new_registry, serve_metrics
 from roomwire.gateway.server import bind_socket, quiet_access_logs, uvicorn_config
 from roomwire.protocol.codec import CodecName
+from roomwire.runtime import tracing
 from roomwire.runtime.bundle import pack
 from roomwire.runtime.worker import Worker
 
@@ -44,6 +49,11 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 # With several workers, a worker waits this long per room it already runs before claiming a new
 # room, so the least loaded one usually wins and new rooms spread (see Worker.spread_s).
 SPREAD_S = 0.002
+OTEL_HELP = (
+    "Trace lobby requests and room inputs with OpenTelemetry's global tracer provider "
+    "(needs roomwire[otel]; configure the exporter with opentelemetry-instrument / OTEL_* variables)."
+)
+LOG_FORMAT_HELP = "json: one JSON object per line with room, player, version and error ref fields."
 EMBEDDED = ("memory", "sqlite")
 
 
@@ -62,10 +72,19 @@ def _run_loop(main: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
         asyncio.run(main)  # type: ignore[arg-type]  # a coroutine
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    setup_logging(level, fmt)
     quiet_access_logs()
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
+def _setup_tracing(otel: bool) -> None:
+    if not otel:
+        return
+    try:
+        tracing.enable()  # OpenTelemetry's global provider: set up by opentelemetry-instrument or code
+    except SetupError as exc:
+        _fail(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,6 +114,15 @@ def main() -> None:
     help="Token secret (default: kept in DATA.secret with --data, else random per start).",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help=LOG_FORMAT_HELP,
+)
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on GET /metrics of this server.")
+@click.option("--otel", is_flag=True, help=OTEL_HELP)
 def run(
     app_path: str,
     host: str,
@@ -105,9 +133,13 @@ def run(
     reload: bool,
     secret: str | None,
     log_level: str,
+    log_format: str,
+    metrics: bool,
+    otel: bool,
 ) -> None:
     """Run APP.py for development: one process, embedded backend, reload on save."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
+    _setup_tracing(otel)
     try:
         first = load_app(app_path, app_name)
     except AppLoadError as exc:
@@ -134,6 +166,7 @@ def run(
         verb = "created" if created else "using"
         console.print(escape(f"token secret: {verb} {secret_path(Path(data))} (keep it private)"))
     hot = HotSwap(backend, load, secret)
+    hot.metrics = metrics
     hot.settings = first.settings
     sock = _bind(host, port)
     where = f"SQLite file {data}" if data else "memory"
@@ -174,6 +207,26 @@ def run(
     default=None,
     help="Without APP.py: run only bundles signed with this key.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help=LOG_FORMAT_HELP,
+)
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on GET /metrics of the main port.")
+@click.option("--otel", is_flag=True, help=OTEL_HELP)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port instead; a worker needs it for metrics.",
+)
+@click.option(
+    "--metrics-host",
+    default=None,
+    help="Interface for --metrics-port (default: --host), e.g. one only Prometheus reaches.",
+)
 def serve(
     app_path: str | None,
     backend_url: str,
@@ -187,14 +240,22 @@ def serve(
     log_level: str,
     any_version: bool,
     deploy_key: str | None,
+    log_format: str,
+    metrics: bool,
+    otel: bool,
+    metrics_port: int | None,
+    metrics_host: str | None,
 ) -> None:
     """Run APP.py as a production process: gateway, worker, or both, on a shared engine.
 
     Without APP.py, `--role worker` runs the deployed versions that rooms need, each in a child
     process of its own (`roomwire deploy` stores them).
     """
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
+    _setup_tracing(otel)
     if app_path is None:
+        if metrics or metrics_port is not None:
+            _fail("a generic worker (no APP.py) exports no metrics yet: run a worker with APP.py for them")
         _serve_generic(backend_url, role, worker_id, lease_ttl, secret, log_level, deploy_key)
         return
     try:
@@ -227,8 +288,13 @@ def serve(
     # strand the rooms of the code it ran before a restart.
     pinned = not any_version and backend.name not in EMBEDDED
     if role == "worker":
-        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared, pinned))
+        if metrics and metrics_port is None:
+            _fail("a worker serves no HTTP: give it --metrics-port N for its metrics")
+        metrics_at = (metrics_host or host, metrics_port)
+        _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared, pinned, metrics_at))
         return
+    if metrics and metrics_port is None:
+        app.settings = dataclasses.replace(app.settings, metrics=True)
     gateway = app.build_gateway(backend, run_worker=role == "all", worker_id=worker_id, lease_ttl_s=lease_ttl)
     worker = gateway.worker
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -237,6 +303,10 @@ def serve(
         worker.also_runs = frozenset({declared})
         worker.pinned = pinned
         background.append(lambda: publish_worker_stats(worker, backend))
+    if metrics_port is not None:
+        where = metrics_host or host
+        _check_port(where, metrics_port)
+        background.append(lambda: _metrics_forever(gateway.metrics_registry, where, metrics_port))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
 
@@ -631,6 +701,7 @@ async def _serve(
     gc.collect()
     gc.freeze()
     server = uvicorn.Server(uvicorn_config(asgi, host, port, log_level="warning"))
+    adopt_uvicorn_loggers()  # --log-format json: uvicorn's lines in JSON too
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     tasks: list[asyncio.Task[None]] = []
 
@@ -673,6 +744,21 @@ async def _reload_on_change(hot: HotSwap, folder: Path) -> None:
         console.print(f"reloaded after a change in {escape(names)}; rooms kept their state")
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail before starting when a port is taken (the metrics server binds it later)."""
+    _bind(host, port).close()  # type: ignore[attr-defined]  # a socket.socket
+
+
+async def _metrics_forever(registry: CollectorRegistry, host: str, port: int) -> None:
+    """Serve /metrics on its own port until cancelled."""
+    server = await serve_metrics(registry, host, port)
+    console.print(escape(f"metrics at http://{host}:{port}{METRICS_PATH}"))
+    try:
+        await asyncio.Event().wait()  # until the process stops (cancelled)
+    finally:
+        server.close()
+
+
 async def _work(
     app: App,
     backend: Backend,
@@ -681,6 +767,7 @@ async def _work(
     spread_s: float,
     declared: str,
     pinned: bool,
+    metrics_at: tuple[str, int | None] = ("127.0.0.1", None),
 ) -> None:
     for room_type in app.room_types.values():
         room_type.freeze()
@@ -698,20 +785,31 @@ async def _work(
     worker.also_runs = frozenset({declared})  # rooms from before content-hash versions
     await worker.start()
     publisher = asyncio.create_task(publish_worker_stats(worker, backend), name="roomwire-stats")
-    console.print(
-        escape(
-            f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r} "
-            f"version {app.version}"
+    exporter: asyncio.Task[None] | None = None
+    host, metrics_port = metrics_at
+    if metrics_port is not None:
+        registry = new_registry(
+            RoomwireCollector(worker.metrics, worker_getter=lambda: worker, role="worker")
         )
-    )
+        exporter = asyncio.create_task(
+            _metrics_forever(registry, host, metrics_port), name="roomwire-metrics"
+        )
+        console.print(
+            escape(
+                f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r} "
+                f"version {app.version}"
+            )
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    publisher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await publisher
+    for task in (publisher, exporter):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await worker.aclose()
     await forget_worker(worker, backend)
     await backend.aclose()

@@ -36,6 +36,7 @@ from roomwire.gateway.connection import Connection, WriteBatch
 from roomwire.gateway.errors import error_code, error_frame
 from roomwire.gateway.fanout import Member, PendingJoin, RoomFanout
 from roomwire.gateway.lobby import WS_PATH, Authenticator, Lobby, LobbyData
+from roomwire.gateway.metrics import RoomwireCollector, metrics_route, new_registry
 from roomwire.protocol.codec import SUBPROTOCOLS, codec_for
 from roomwire.protocol.codes import CloseCode, ErrorCode
 from roomwire.protocol.errors import ProtocolError
@@ -53,6 +54,8 @@ from roomwire.protocol.frames import (
     Reject,
     Welcome,
 )
+from roomwire.runtime import tracing
+from roomwire.runtime.metrics import Metrics
 from roomwire.runtime.presence import DEFAULT_PRESENCE_TTL_S, gateway_key, new_gateway_id, new_session
 from roomwire.runtime.roomtype import RoomType
 from roomwire.runtime.worker import Worker
@@ -96,6 +99,9 @@ class GatewaySettings:
     max_connections_per_ip: int | None = None  # open connections per client address, per gateway
     # With allowed_origins set: let clients that send no Origin (non-browser SDKs, bots) in.
     allow_missing_origin: bool = False
+    # Prometheus metrics on GET /metrics of this server (docs/operations.md); off by default:
+    # in production serve them on a port of their own (roomwire serve --metrics-port).
+    metrics: bool = False
 
 
 class Limiter:
@@ -160,9 +166,21 @@ class Gateway:
             rooms_per_player_per_min=self.settings.rooms_per_player_per_min,
         )
         self.lobby_data = LobbyData(backend)
+        # Counted in plain ints on the hot path; read at scrape time (gateway.metrics).
+        self.metrics = Metrics()
+        role = ("all" if serve_clients else "worker") if run_worker else "gateway"
+        self.metrics_registry = new_registry(
+            RoomwireCollector(
+                self.metrics,
+                worker_getter=lambda: self.worker,
+                connections=(lambda: len(self._conns)) if serve_clients else None,
+                role=role,
+            )
+        )
+        extra = [metrics_route(self.metrics_registry)] if self.settings.metrics else []
         self.http = BodyLimits(
             Starlette(
-                routes=[*self.lobby.routes(), *routes],
+                routes=[*self.lobby.routes(), *extra, *routes],
                 exception_handlers={
                     RequestTooLargeError: limit_error_handler,
                     RequestTimeoutError: limit_error_handler,
@@ -179,6 +197,7 @@ class Gateway:
                 lease_ttl_s=lease_ttl_s,
                 code_version=code_version,
                 presence_ttl_s=self.settings.presence_ttl_s,
+                metrics=self.metrics,
             )
             if run_worker
             else None
@@ -269,6 +288,9 @@ class Gateway:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
             return
+        elif tracing.TRACER is not None and kind == "http":
+            await tracing.traced_http(self.http, scope, receive, send)  # a span per lobby request
+            return
         await self.http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -299,6 +321,7 @@ class Gateway:
             return
         codec = codec_for(SUBPROTOCOLS[chosen] if chosen else "json")
         await send({"type": "websocket.accept", "subprotocol": chosen})
+        self.metrics.connections_opened += 1
         # Nothing reads the handshake headers after the accept; the scope lives as long as the
         # connection, their copy need not (memory per idle connection).
         scope["headers"] = []
@@ -342,6 +365,8 @@ class Gateway:
             if direct is not None:
                 direct.receive_with(None)
             del self._conns[conn.id]
+            if conn.close_code is not None:  # closed by the server (a client's close sets none)
+                self.metrics.closes[conn.close_code] += 1
             self._bounds.closed(conn, address)
             await self._on_disconnect(conn)
 
@@ -379,6 +404,7 @@ class Gateway:
             frame = conn.codec.decode_client(data, settings.max_frame_bytes)
         except ProtocolError as exc:
             conn.errors_in_row += 1
+            self.metrics.refused_frames[exc.error_code] += 1
             conn.send_frame(error_frame(exc))
             if len(data) > HARD_MAX_FRAME_BYTES:
                 conn.close(CloseCode.TOO_BIG, "frame too large")
@@ -445,11 +471,12 @@ class Gateway:
         """Answer a frame that failed: a reject for a message with an id, else an error."""
         room = getattr(frame, "room", None)
         msg_id = frame.id if type(frame) is Msg else None
+        code, message, ref = error_code(exc)  # once: an internal error is logged with a new ref
+        self.metrics.refused_frames[code] += 1
         if msg_id is not None and room is not None:
-            code, message, ref = error_code(exc)
             conn.send_frame(Reject(room, msg_id, code, message, ref))
         else:
-            conn.send_frame(error_frame(exc, room))
+            conn.send_frame(Error(code, message, room, ref))
 
     def _on_hello(self, conn: Connection, frame: Hello) -> None:
         if frame.v != PROTOCOL_VERSION:
@@ -486,6 +513,11 @@ class Gateway:
             raise RateLimitedError(f"over the rate limit of {limiter.rate:g} messages per second")
         if frame.id is not None and frame.id <= 0:
             raise ProtocolError("message id must be a positive integer")
+        if tracing.TRACER is not None:  # OpenTelemetry (roomwire[otel]): off unless enabled
+            _, parent = tracing.receive_span(frame.room, frame.type)
+            return MessageInput(
+                member.player, frame.type, frame.data, frame.id, time.time(), member.session, parent
+            )
         return MessageInput(member.player, frame.type, frame.data, frame.id, time.time(), member.session)
 
     async def _on_msg(self, conn: Connection, frame: Msg, size: int) -> None:

@@ -48,7 +48,7 @@ def error_code(exc: BaseException) -> tuple[ErrorCode, str, str | None]:
     if isinstance(exc, RoomwireError) and exc.code is not ErrorCode.INTERNAL:
         return exc.code, str(exc), None
     ref = secrets.token_hex(6)
-    log.error("internal error [ref %s]", ref, exc_info=exc)
+    log.error("internal error [ref %s]", ref, exc_info=exc, extra={"ref": ref})
     return ErrorCode.INTERNAL, f"internal error (ref {ref})", ref
 
 

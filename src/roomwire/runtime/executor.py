@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable
+from typing import Any
 
 from roomwire.backends.base import Backend
-from roomwire.backends.records import Commit, Loaded
+from roomwire.backends.records import Commit, Loaded, MessageInput, Receipt
 from roomwire.errors import BackendError, BackendUnavailableError, RoomNotFoundError, StaleLeaseError
+from roomwire.runtime import tracing
 from roomwire.runtime.bans import BAN_KEY_TTL_S, ban_key
 from roomwire.runtime.machine import RoomMachine
+from roomwire.runtime.metrics import Metrics
 from roomwire.runtime.roomtype import RoomType
 
 log = logging.getLogger("roomwire.executor")
@@ -42,8 +46,16 @@ class RoomExecutor:
         loaded: Loaded | None,
         clock: Callable[[], float],
         code_version: str = "",
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.backend = backend
+        self.metrics = metrics
+        self._message_at: list[float] = []  # MessageInput.at of the inputs the next commit covers
+        self._spans: list[Any] = []  # traced inputs' spans, ended when their commit is done
+        if metrics is not None:  # looked up once: the commit path only observes
+            self._commit_hist = metrics.histogram(metrics.commit_seconds, room_type.name)
+            self._message_hist = metrics.histogram(metrics.message_seconds, room_type.name)
         self.room_type = room_type
         self.room_id = room_id
         self.epoch = epoch
@@ -99,6 +111,8 @@ class RoomExecutor:
                     # retry (another worker may take it over meanwhile, which fencing handles).
                     if unavailable_s == 0:
                         log.warning("room %s: engine unavailable; retrying", self.room_id)
+                    if self.metrics is not None:
+                        self.metrics.engine_errors["read_inputs"] += 1
                     unavailable_s = min(1.0, max(0.05, unavailable_s * 2))
                     await asyncio.sleep(unavailable_s)  # back off while the engine is down
                     continue
@@ -107,7 +121,14 @@ class RoomExecutor:
                 unavailable_s = 0.0
                 started = time.perf_counter()
                 for offset, item in items:
+                    span = None
+                    if type(item) is MessageInput:
+                        self._message_at.append(item.at)
+                        if item.trace and tracing.TRACER is not None:
+                            span = self._trace(item)
                     await machine.apply(item)
+                    if span is not None:
+                        span.set_attribute("roomwire.seq", machine.snapshot.seq)
                     self.offset = offset
                     self.inputs_total += 1
                     if machine.ended is not None:
@@ -139,6 +160,10 @@ class RoomExecutor:
         except RoomNotFoundError:
             log.info("room %s was removed while running", self.room_id)
             self.outcome = "gone"
+        for span in self._spans:  # traced inputs never committed here (lease lost, room gone)
+            span.set_attribute("roomwire.outcome", self.outcome)
+            span.end()
+        self._spans.clear()
         return self.outcome
 
     async def _commit(self) -> None:
@@ -156,6 +181,9 @@ class RoomExecutor:
             players=len(self.machine.snapshot.players),
         )
         delay = 0.05
+        started = time.perf_counter()
+        spans = self._spans
+        commit_span = tracing.commit_span(spans[0], self.room_type.name, len(events)) if spans else None
         for attempt in range(_COMMIT_RETRIES):
             try:
                 await self.backend.commit(self.room_id, self.epoch, commit, self.room_type.policy.history)
@@ -164,6 +192,8 @@ class RoomExecutor:
                 if attempt == _COMMIT_RETRIES - 1:
                     raise
                 log.warning("room %s: commit failed (engine unavailable), retrying", self.room_id)
+                if self.metrics is not None:
+                    self.metrics.engine_errors["commit"] += 1
                 await asyncio.sleep(delay)  # back off before retrying the same commit
                 delay *= 2
                 # The failed call may have been applied before the connection dropped: then a
@@ -174,7 +204,41 @@ class RoomExecutor:
         self._committed_offset = self.offset
         self.commits_total += 1
         self.events_total += len(events)
+        if commit_span is not None:
+            commit_span.end()
+            for span in spans:
+                span.end()
+            spans.clear()
+        if self.metrics is not None:
+            self._count_commit(time.perf_counter() - started, receipts)
         await self._publish_bans()
+
+    def _trace(self, item: MessageInput) -> Any:
+        """The span of a traced message, from its step to its commit (runtime.tracing)."""
+        span = tracing.handle_span(
+            item.trace, self.room_id, self.room_type.name, self.machine.snapshot.code_version, item.type
+        )
+        self._spans.append(span)
+        return span
+
+    def _count_commit(self, took_s: float, receipts: list[Receipt]) -> None:
+        """Metrics of one commit: its latency, message to event latency, refusals by code."""
+        self._commit_hist.observe(took_s)
+        message_at = self._message_at
+        if message_at:
+            now = time.time()  # MessageInput.at is the gateway's wall clock
+            hist = self._message_hist
+            counts, buckets, total = hist.counts, hist.buckets, 0.0
+            for at in message_at:  # Histogram.observe inlined: one call less per message
+                took = now - at  # a clock step back lands in the lowest bucket
+                counts[bisect_left(buckets, took)] += 1
+                total += took
+            hist.sum += total
+            message_at.clear()
+        for receipt in receipts:
+            if receipt.code:
+                assert self.metrics is not None
+                self.metrics.rejected[(self.room_type.name, receipt.code)] += 1
 
     async def _publish_bans(self) -> None:
         """Tell the lobby about bans the commit made, or drop the keys of a room that ended."""

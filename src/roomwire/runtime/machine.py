@@ -540,6 +540,7 @@ class RoomMachine:
                 _describe(self._input),
                 self.policy.step_timeout_s,
                 ref,
+                extra=self._log_context(player, ref),
             )
             message = f"the handler did not finish within {self.policy.step_timeout_s} s (ref {ref})"
             raise _StepFailed(ErrorCode.STEP_TIMEOUT, message, ref) from exc
@@ -556,8 +557,20 @@ class RoomMachine:
             what,
             player,
             ref,
+            extra=self._log_context(player, ref),
         )
         return _StepFailed(ErrorCode.INTERNAL, f"internal error (ref {ref})", ref)
+
+    def _log_context(self, player: str | None, ref: str) -> dict[str, Any]:
+        """Fields for structured logs (roomwire serve --log-format json; docs/operations.md)."""
+        return {
+            "room": self.room_id,
+            "room_type": self.room_type.name,
+            "player": player,
+            "version": self.snapshot.code_version,
+            "seq": self.snapshot.seq,
+            "ref": ref,
+        }
 
     def _checkpoint_or_raise(self) -> None:
         sync = self.sync

@@ -13,6 +13,7 @@ from roomwire.backends.base import Backend, Unsubscribe
 from roomwire.backends.records import DisconnectInput
 from roomwire.errors import BackendError, RoomNotFoundError, StaleLeaseError
 from roomwire.runtime.executor import RoomExecutor
+from roomwire.runtime.metrics import Metrics
 from roomwire.runtime.presence import DEFAULT_PRESENCE_TTL_S, gateway_key, session_gateway
 from roomwire.runtime.roomtype import RoomType
 
@@ -44,8 +45,10 @@ class Worker:
         spread_s: float = 0.0,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
         pinned: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         self.room_types = room_types
+        self.metrics = metrics or Metrics()  # exported by roomwire.gateway.metrics
         # Promise 5: a pinned worker runs only rooms created for its code_version (or with no
         # version recorded); dev reload (cli/hotswap.py) unpins, to run every room on new code.
         self.pinned = pinned
@@ -115,6 +118,7 @@ class Worker:
                 if room_id not in self._held and room_id not in self._starting:
                     self.wake(room_id)
         except BackendError:
+            self.metrics.engine_errors["sweep"] += 1
             log.warning("worker %s: sweep failed; will retry", self.id)
 
     async def _sweep_forever(self) -> None:
@@ -198,13 +202,22 @@ class Worker:
                 return
             loaded = await self.backend.load(room_id)
             executor = RoomExecutor(
-                self.backend, room_type, room_id, epoch, loaded, self.clock, self.code_version
+                self.backend,
+                room_type,
+                room_id,
+                epoch,
+                loaded,
+                self.clock,
+                self.code_version,
+                metrics=self.metrics,
             )
+            self.metrics.room_claims[(room_type.name, "new" if loaded is None else "resumed")] += 1
             task = asyncio.create_task(self._drive(executor), name=f"roomwire-room-{room_id}")
             self._held[room_id] = _Held(executor, task)
         except RoomNotFoundError:
             log.debug("room %s was removed before worker %s could claim it", room_id, self.id)
         except BackendError:
+            self.metrics.engine_errors["claim"] += 1
             log.exception("worker %s could not claim room %s", self.id, room_id)
         finally:
             self._starting.pop(room_id, None)
@@ -221,6 +234,7 @@ class Worker:
 
     async def _drive(self, executor: RoomExecutor) -> None:
         room_id = executor.room_id
+        outcome = "cancelled"  # what the metrics count if run() is cancelled
         try:
             outcome = await executor.run()
         except Exception:
@@ -228,6 +242,7 @@ class Worker:
             outcome = "crashed"
         finally:
             self._held.pop(room_id, None)
+            self._retire(executor, outcome)
         if outcome in ("hibernated", "stopped", "crashed"):
             with contextlib.suppress(BackendError, RoomNotFoundError):
                 if outcome == "hibernated":
@@ -238,6 +253,20 @@ class Worker:
         # An input appended between the idle check and `hibernate` is pending: the backend wakes
         # the watchers for it, and the next sweep finds it even if that wake-up is lost.
 
+    def _retire(self, executor: RoomExecutor, outcome: str) -> None:
+        """Move a stopped executor's totals into the metrics (running ones are read at scrape)."""
+        name = executor.room_type.name
+        totals = self.metrics.totals(name)
+        totals.inputs += executor.inputs_total
+        totals.events += executor.events_total
+        totals.commits += executor.commits_total
+        totals.handler_s += executor.handler_s
+        self.metrics.room_stops[(name, outcome)] += 1
+
+    def held_executors(self) -> list[RoomExecutor]:
+        """The executors of the rooms running here now (for metrics at scrape time)."""
+        return [held.executor for held in list(self._held.values())]
+
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self.lease_ttl_s / 3)  # renew well before the lease expires
@@ -247,9 +276,11 @@ class Worker:
                 try:
                     await self.backend.renew_lease(room_id, self.id, held.executor.epoch, self.lease_ttl_s)
                 except StaleLeaseError:
+                    self.metrics.leases_lost += 1
                     log.warning("worker %s lost the lease of room %s", self.id, room_id)
                     held.task.cancel()
                 except BackendError:
+                    self.metrics.engine_errors["renew"] += 1
                     log.warning("worker %s could not renew room %s; will retry", self.id, room_id)
 
     async def aclose(self) -> None:
