@@ -794,12 +794,12 @@ async def _work(
         exporter = asyncio.create_task(
             _metrics_forever(registry, host, metrics_port), name="roomwire-metrics"
         )
-        console.print(
-            escape(
-                f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r} "
-                f"version {app.version}"
-            )
+    console.print(
+        escape(
+            f"roomwire {roomwire.__version__}: worker {worker.id} running app {app.name!r} "
+            f"version {app.version}"
         )
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
