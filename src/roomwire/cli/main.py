@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -526,6 +527,9 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
 @click.option(
     "--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret shared by every process."
 )
+@click.option(
+    "--name", default=None, help="Prefix of process names: NAME-g1, NAME-w1 ... (default: up-<random>)."
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     backend_url: str,
@@ -540,6 +544,7 @@ def up(
     scale_down_after: float,
     lease_ttl: float,
     secret: str | None,
+    name: str | None,
     log_level: str,
 ) -> None:
     """Run gateways and generic workers on this machine: restart what dies, scale workers to the load.
@@ -568,6 +573,8 @@ def up(
     config = UpConfig(
         backend_url, secret, policy, app_path, app_name, gateways, host, port, lease_ttl, log_level
     )
+    if name:
+        config = dataclasses.replace(config, name=name)
 
     async def run() -> None:
         await backend.open()
