@@ -558,6 +558,9 @@ def up(
     if gateways and app_path is None:
         _fail("gateways serve the lobby routes of an app's files: pass --app APP.py (or --gateways 0)")
         return
+    if app_path is not None and not Path(app_path).exists():
+        _fail(f"--app {app_path}: no such file or folder")
+        return
     if not secret or len(secret) < 16:
         _fail(
             "gateways and workers sign seats with one secret of 16+ characters: "

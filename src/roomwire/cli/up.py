@@ -37,14 +37,50 @@ from roomwire.cli.scaling import Load, ScalePolicy, decide, wanted
 from roomwire.cli.status import read_status
 from roomwire.errors import BackendError
 
-__all__ = ["Supervisor", "UpConfig", "read_load"]
+__all__ = ["Restarts", "Supervisor", "UpConfig", "read_load"]
 
 log = logging.getLogger("roomwire.up")
 
 CHECK_S = 0.5  # how often the load is read and dead processes looked for
 STOP_S = 15.0  # SIGTERM, then SIGKILL after this
 BACKOFF_S = (0.5, 30.0)  # first and largest wait before a restart; reset after running BACKOFF_S[1]
-RESTARTS_PER_MINUTE = 10
+RESTARTS_PER_MINUTE = 5  # with the backoff, a crash loop reaches it in about 8 s
+
+
+@dataclass
+class Restarts:
+    """When a process that keeps exiting may start again: backoff, and a cap per minute (pure)."""
+
+    per_minute: int = RESTARTS_PER_MINUTE
+    backoff_s: tuple[float, float] = BACKOFF_S
+    failures: int = 0
+    not_before: float = 0.0
+    starts: deque[float] = field(default_factory=deque)  # times of the restarts in the last minute
+
+    def exited(self, now: float, ran_s: float) -> float:
+        """Record an exit after running ran_s seconds; returns the backoff before the next start."""
+        if ran_s > self.backoff_s[1]:
+            self.failures = 0  # it ran for a good while: a fresh failure, not a crash loop
+        wait_s = min(self.backoff_s[1], self.backoff_s[0] * 2.0**self.failures)
+        self.failures += 1
+        self.not_before = now + wait_s
+        return wait_s
+
+    def capped(self, now: float) -> bool:
+        """Whether the restarts of the last minute have reached per_minute."""
+        while self.starts and now - self.starts[0] >= 60.0:
+            self.starts.popleft()
+        return len(self.starts) >= self.per_minute
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until a restart may happen (0: now), by the backoff and the per-minute cap."""
+        cap_s = 60.0 - (now - self.starts[0]) if self.capped(now) else 0.0
+        return max(0.0, self.not_before - now, cap_s)
+
+    def started(self, now: float) -> None:
+        """Record a restart."""
+        self.starts.append(now)
+
 
 Role = Literal["gateway", "worker"]
 
@@ -75,10 +111,8 @@ class _Proc:
     argv: list[str]
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
-    failures: int = 0
-    not_before: float = 0.0
-    restarts: deque[float] = field(default_factory=deque)
-    capped: bool = False
+    restarts: Restarts = field(default_factory=Restarts)
+    capped: bool = False  # the per-minute cap is holding a restart back (logged once)
 
     @property
     def running(self) -> bool:
@@ -207,7 +241,8 @@ class Supervisor:
             )
         except OSError as exc:  # out of processes or memory: retried with backoff
             proc.process = None
-            self._backoff(proc, f"cannot start: {exc}")
+            wait_s = proc.restarts.exited(time.monotonic(), ran_s=0.0)
+            _say(f"up: {proc.role} {proc.name} cannot start ({exc}); retrying in {wait_s:.1f} s")
             return
         proc.started_at = time.monotonic()
         _say(f"up: {proc.role} {proc.name} started (pid {proc.process.pid})")
@@ -217,34 +252,23 @@ class Supervisor:
         if proc.process is not None:  # it died: count it, once
             status = proc.process.returncode
             proc.process = None
-            if now - proc.started_at > BACKOFF_S[1]:
-                proc.failures = 0  # it ran for a good while: a fresh failure, not a crash loop
-            self._backoff(proc, f"exited with status {status}")
-        if now < proc.not_before:
-            return
-        while proc.restarts and now - proc.restarts[0] > 60.0:
-            proc.restarts.popleft()
-        if len(proc.restarts) >= RESTARTS_PER_MINUTE:
-            if not proc.capped:
-                wait_s = 60.0 - (now - proc.restarts[0])
+            wait_s = proc.restarts.exited(now, ran_s=now - proc.started_at)
+            _say(f"up: {proc.role} {proc.name} exited with status {status}; restarting in {wait_s:.1f} s")
+        wait_s = proc.restarts.wait_s(now)
+        if wait_s > 0:
+            if proc.restarts.capped(now) and not proc.capped:
                 log.error(
                     "up: %s %s restarted %d times in a minute; next restart in %.0f s",
                     proc.role,
                     proc.name,
-                    RESTARTS_PER_MINUTE,
+                    proc.restarts.per_minute,
                     wait_s,
                 )
-            proc.capped = True
+                proc.capped = True
             return
         proc.capped = False
-        proc.restarts.append(now)
+        proc.restarts.started(now)
         await self._start(proc)
-
-    def _backoff(self, proc: _Proc, why: str) -> None:
-        wait_s = min(BACKOFF_S[1], BACKOFF_S[0] * 2**proc.failures)
-        proc.failures += 1
-        proc.not_before = time.monotonic() + wait_s
-        _say(f"up: {proc.role} {proc.name} {why}; restarting in {wait_s:.1f} s")
 
     async def shutdown(self) -> None:
         """Gateways first (clients resume elsewhere), then workers (rooms are released)."""
