@@ -158,3 +158,38 @@ async def test_up_scales_workers_to_zero_and_back_on_a_message(
         f"p50 {pct(answered_s, 50):.2f} s p99 {pct(answered_s, 99):.2f} s "
         f"(all: {', '.join(f'{s:.2f}' for s in answered_s)})"
     )
+
+
+async def test_up_scales_up_with_rooms_and_back_down_one_worker_at_a_time(
+    tmp_path: Path, namespace_url: str, started: list[Process]
+) -> None:
+    write_version(tmp_path / "v1", "one", "idle_timeout_s=1, reconnect_grace_s=0, auto_dispose=False")
+    await asyncio.to_thread(deploy_cli, tmp_path / "v1", namespace_url)
+    port = free_port()
+    up = _up(
+        started,
+        tmp_path,
+        namespace_url,
+        tmp_path / "v1" / "app.py",
+        port,
+        *("--min-workers", "0", "--max-workers", "2", "--rooms-per-worker", "1"),
+        *("--scale-down-after", "1"),
+    )
+    await wait_listening(up, port)
+    server = f"http://127.0.0.1:{port}"
+    async with Client(server, join_timeout_s=WAIT_S) as alice:
+        await alice.login_guest()
+        rooms = [await alice.create("duel") for _ in range(3)]  # 3 rooms, 1 per worker, max 2
+        for n, room in enumerate(rooms):
+            assert await pong(room, n) == "one"
+        await _wait_line(up, f"worker {up.name}-w2 started")
+    # Everybody left: the rooms hibernate, and the workers stop one at a time.
+    await _wait_line(up, "workers 2 -> 1")
+    await _wait_line(up, "workers 1 -> 0")
+    assert up.count(f"worker {up.name}-w3") == 0  # never above --max-workers
+    steps = [
+        tuple(map(int, m.groups()))
+        for line in up.lines
+        if (m := re.match(r"up: workers (\d+) -> (\d+)", line))
+    ]
+    assert all(after == before - 1 for before, after in steps if after < before), steps  # down: one by one
