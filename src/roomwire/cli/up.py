@@ -236,8 +236,13 @@ class Supervisor:
         argv += ["--backend", c.backend_url, "--log-level", c.log_level]
         env = {**os.environ, "ROOMWIRE_SECRET": c.secret}  # not in argv: `ps` shows argv
         try:
+            # A session of its own: Ctrl-C in a terminal signals the whole foreground group, which
+            # would stop workers together with gateways instead of after them.
             proc.process = await asyncio.create_subprocess_exec(
-                *argv, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None
+                *argv,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except OSError as exc:  # out of processes or memory: retried with backoff
             proc.process = None
