@@ -52,6 +52,7 @@ def test_the_cap_holds_restarts_back_until_a_minute_after_the_first() -> None:
         (["--gateways", "0"], "ROOMWIRE_SECRET"),
         (["--gateways", "0", "--secret", SECRET, "--min-workers", "3", "--max-workers", "2"], "min_workers"),
         (["--gateways", "0", "--secret", SECRET, "--backend", "memory://"], "shared engine"),
+        (["--gateways", "0", "--secret", SECRET, "--backend", "redis://127.0.0.1:1/0"], "cannot open"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(args: list[str], message: str) -> None:

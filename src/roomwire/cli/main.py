@@ -580,7 +580,10 @@ def up(
         config = dataclasses.replace(config, name=name)
 
     async def run() -> None:
-        await backend.open()
+        try:
+            await backend.open()
+        except RoomwireError as exc:
+            _fail(f"cannot open the engine: {exc}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,10 +7,11 @@
 * A process that exits while it should run is started again after a backoff (0.5 s doubling to
   30 s; reset once it has run for 30 s), and at most RESTARTS_PER_MINUTE times a minute per
   process: beyond that the restart waits, and the wait is logged.
-* Every CHECK_S (and at once when input arrives for a room) the load is read from the engine
-  (rooms awake, `rooms_to_run`, worker reports) and the worker count set by the pure policy in
-  cli/scaling.py; scaling down stops the worker that reports the fewest rooms (SIGTERM: its
-  rooms commit and are released, and another worker or a later one takes them).
+* Every CHECK_S (and, with no worker running, at once when input arrives for a room) the load
+  is read from the engine (rooms awake, `rooms_to_run`, worker reports) and the worker count
+  set by the pure policy in cli/scaling.py; scaling down stops the worker that reports the
+  fewest rooms (SIGTERM: its rooms commit and are released, and another worker or a later one
+  takes them).
 * SIGINT/SIGTERM: gateways stop first (clients get close 1001 and resume on another machine's
   gateway; none of theirs is served by a worker about to go), then workers drain (rooms commit
   and release their leases), each SIGKILLed after STOP_S.
@@ -155,7 +156,7 @@ class Supervisor:
             gateway = _Proc(f"{c.name}-g{i + 1}", "gateway", argv)
             self.gateways.append(gateway)
             await self._start(gateway)
-        unwatch = self.backend.watch_inputs(lambda _room: self._wake.set())
+        unwatch = self.backend.watch_inputs(self._on_input)
         try:
             while not stop.is_set():
                 await self.tick()
@@ -166,6 +167,12 @@ class Supervisor:
         finally:
             unwatch()
             await self.shutdown()
+
+    def _on_input(self, room_id: str) -> None:
+        # Only a pool at zero must react at once (a cold start); with workers running, the
+        # periodic look suffices, and reading the load on every input would load the engine.
+        if not self.workers:
+            self._wake.set()
 
     async def tick(self) -> None:
         """Restart what died, then set the worker count from the load."""
