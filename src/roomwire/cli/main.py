@@ -570,6 +570,106 @@ def versions(backend_url: str, prune: bool, as_json: bool) -> None:
 
 
 @main.command()
+@_BACKEND_OPTION
+@click.option("--app", "app_path", default=None, help="APP.py whose lobby routes the gateways serve.")
+@click.option("--app-name", default=None, help="Name of the App object when the file has several.")
+@click.option("--gateways", default=1, show_default=True, type=click.IntRange(0, 64))
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int, help="First gateway's port; then +1 each.")
+@click.option("--min-workers", default=0, show_default=True, type=click.IntRange(0, 1024))
+@click.option("--max-workers", default=8, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "--rooms-per-worker",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Awake rooms per worker.",
+)
+@click.option(
+    "--scale-down-after",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds the load must ask for fewer workers before one is stopped.",
+)
+@click.option("--lease-ttl", default=2.0, show_default=True, type=float, help="Room lease TTL in seconds.")
+@click.option(
+    "--secret", envvar="ROOMWIRE_SECRET", default=None, help="Token secret shared by every process."
+)
+@click.option(
+    "--name", default=None, help="Prefix of process names: NAME-g1, NAME-w1 ... (default: up-<random>)."
+)
+@click.option("--log-level", default="info", show_default=True)
+def up(
+    backend_url: str,
+    app_path: str | None,
+    app_name: str | None,
+    gateways: int,
+    host: str,
+    port: int,
+    min_workers: int,
+    max_workers: int,
+    rooms_per_worker: int,
+    scale_down_after: float,
+    lease_ttl: float,
+    secret: str | None,
+    name: str | None,
+    log_level: str,
+) -> None:
+    """Run gateways and generic workers on this machine: restart what dies, scale workers to the load.
+
+    Workers run the deployed versions (`roomwire deploy`); gateways serve APP.py's lobby routes.
+    """
+    from roomwire.cli.scaling import ScalePolicy
+    from roomwire.cli.up import Supervisor, UpConfig
+
+    _setup_logging(log_level)
+    if gateways and app_path is None:
+        _fail("gateways serve the lobby routes of an app's files: pass --app APP.py (or --gateways 0)")
+        return
+    if app_path is not None and not Path(app_path).exists():
+        _fail(f"--app {app_path}: no such file or folder")
+        return
+    if not secret or len(secret) < 16:
+        _fail(
+            "gateways and workers sign seats with one secret of 16+ characters: "
+            "pass --secret or set ROOMWIRE_SECRET"
+        )
+        return
+    try:
+        policy = ScalePolicy(min_workers, max_workers, rooms_per_worker, scale_down_after)
+    except ValueError as exc:
+        _fail(f"--min-workers/--max-workers: {exc}")
+        return
+    backend = _engine(backend_url, "up")
+    config = UpConfig(
+        backend_url, secret, policy, app_path, app_name, gateways, host, port, lease_ttl, log_level
+    )
+    if name:
+        config = dataclasses.replace(config, name=name)
+
+    async def run() -> None:
+        try:
+            await backend.open()
+        except RoomwireError as exc:
+            _fail(f"cannot open the engine: {exc}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print(
+            f"roomwire {roomwire.__version__}: up {config.name}: {gateways} gateway(s) from port {port}, "
+            f"{min_workers}-{max_workers} workers on {escape(backend_url)}"
+        )
+        try:
+            await Supervisor(config, backend).run(stop)
+        finally:
+            await backend.aclose()
+
+    _run_loop(run())
+
+
+@main.command()
 @click.argument("app_path", metavar="APP.py")
 @click.option("--url", default=None, help="A running server to use (default: start APP.py on a free port).")
 @click.option("--room-type", default=None, help="Room type to play (default: the app's first).")
