@@ -295,7 +295,9 @@ def table(runs: dict[str, list[dict[str, Any]]]) -> str:
         byte_ratio = cpu_ratio = ""
         if base is not None:
             byte_ratio = f"{b['bytes_per_delivery'] / base['bytes_per_delivery']:.2f}"
-            cpu_ratio = f"{b['server_cpu_ms_per_1k'] / base['server_cpu_ms_per_1k']:.2f}"
+            # A run too short for the kernel's CPU clock (10 ms ticks) may read 0 s: no ratio then.
+            if base["server_cpu_ms_per_1k"] > 0:
+                cpu_ratio = f"{b['server_cpu_ms_per_1k'] / base['server_cpu_ms_per_1k']:.2f}"
         spread = ", ".join(
             f"{r['server_cpu_ms_per_1k']:.1f}"
             for r in sorted(done[variant], key=lambda r: r["server_cpu_ms_per_1k"])
