@@ -63,6 +63,7 @@ async def test_gateway_and_worker_processes_export_their_metrics(
     )
     worker = deployment._serve("w1", "worker", "--worker-id", "w1", "--metrics-port", str(worker_metrics))
     await wait_listening(gateway, port)
+    await wait_listening(gateway, gateway_metrics)  # its own server: may come up after the main port
     await asyncio.to_thread(worker.wait_for_line, "worker w1 running")
     await wait_listening(worker, worker_metrics)
     url = f"http://127.0.0.1:{port}"
