@@ -298,3 +298,14 @@ async def test_one_process_on_sqlite_runs_its_old_rooms_after_a_code_change(tmp_
             assert (await room.next_event("two")).type == "two"
     finally:
         await asyncio.to_thread(_stop, proc)
+
+
+def test_operator_errors_show_user_text_once_escaped() -> None:
+    """An engine URL with brackets comes back verbatim, not with rich's escape backslash twice applied."""
+    from click.testing import CliRunner
+
+    from roomwire.cli.main import main
+
+    result = CliRunner().invoke(main, ["versions", "--backend", "weird[x]://h"])
+    assert result.exit_code == 1
+    assert "'weird[x]://h'" in result.output

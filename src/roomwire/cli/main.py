@@ -369,7 +369,7 @@ def _serve_generic(
     try:
         key = check_key(deploy_key)
     except DeployError as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
         return
     backend = _engine(backend_url, "a generic worker")
     ident = worker_id or f"g-{os.urandom(4).hex()}"
@@ -410,7 +410,7 @@ def _engine(backend_url: str, command: str) -> Backend:
     try:
         backend = backend_from_url(backend_url)
     except RoomwireError as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
         raise AssertionError("unreachable") from exc
     if backend.name in EMBEDDED:
         _fail(f"the {backend.name} backend lives inside the serving process; {command} needs a shared engine")
@@ -428,7 +428,7 @@ def _run_operator(backend: Backend, action: Callable[[], Coroutine[Any, Any, Non
     try:
         asyncio.run(run())
     except RoomwireError as exc:  # DeployError included: nothing was changed
-        _fail(escape(str(exc)))
+        _fail(str(exc))
 
 
 _BACKEND_OPTION = click.option(
@@ -459,7 +459,7 @@ def deploy(app_dir: str, backend_url: str, app_name: str | None, key: str | None
         key = check_key(key)
         bundle = pack(app_dir, app_name)
     except DeployError as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
         return
     backend = _engine(backend_url, "deploy")
     size = f"{len(bundle.files)} files, {bundle.size_bytes} bytes"
@@ -467,7 +467,7 @@ def deploy(app_dir: str, backend_url: str, app_name: str | None, key: str | None
     try:
         validated = validate(bundle)
     except DeployError as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
         return
 
     async def act() -> None:
@@ -495,7 +495,7 @@ def rollback(version: str, backend_url: str, key: str | None) -> None:
     try:
         key = check_key(key)
     except DeployError as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
         return
     backend = _engine(backend_url, "rollback")
 
