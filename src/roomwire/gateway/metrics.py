@@ -8,7 +8,7 @@ Names and labels: docs/operations.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -158,37 +158,40 @@ class RoomwireCollector(Collector):
             "From the gateway receiving a client message (MessageInput.at) to the commit of its step.",
             m.message_seconds,
         )
-        rejected = CounterMetricFamily(
+        yield _counters(
             "roomwire_handler_errors",
             "Inputs refused by the room (handler raised, internal error, join refused), by type and code.",
-            labels=["type", "code"],
+            ["type", "code"],
+            m.rejected,
         )
-        for (name, code), n in sorted(m.rejected.items()):
-            rejected.add_metric([name, code], n)
-        yield rejected
-        claims = CounterMetricFamily(
+        yield _counters(
             "roomwire_room_starts",
             "Rooms this worker started running: new (first run) or resumed (a wake after hibernation, "
             "a takeover after a lease expired, a restart).",
-            labels=["type", "kind"],
+            ["type", "kind"],
+            m.room_claims,
         )
-        for (name, kind), n in sorted(m.room_claims.items()):
-            claims.add_metric([name, kind], n)
-        yield claims
-        stops = CounterMetricFamily(
+        yield _counters(
             "roomwire_room_stops",
             "Rooms that stopped running here, by outcome (ended, hibernated, lost: another worker "
             "took the lease, stopped, gone, crashed).",
-            labels=["type", "outcome"],
+            ["type", "outcome"],
+            m.room_stops,
         )
-        for (name, outcome), n in sorted(m.room_stops.items()):
-            stops.add_metric([name, outcome], n)
-        yield stops
         yield CounterMetricFamily(
             "roomwire_leases_lost",
             "Lease renewals refused: another worker took the room over.",
             value=m.leases_lost,
         )
+
+
+def _counters(
+    name: str, doc: str, labels: list[str], table: Mapping[tuple[str, str], int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, n in sorted(table.items()):
+        family.add_metric(list(key), n)
+    return family
 
 
 def _histograms(name: str, doc: str, table: dict[str, Histogram]) -> HistogramMetricFamily:
