@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from roomwire.backends.base import Backend, Unsubscribe
-from roomwire.backends.records import DisconnectInput
+from roomwire.backends.records import DisconnectInput, RoomRecord
 from roomwire.errors import BackendError, RoomNotFoundError, StaleLeaseError
 from roomwire.runtime.executor import RoomExecutor
 from roomwire.runtime.metrics import Metrics
@@ -186,12 +186,17 @@ class Worker:
         try:
             if self.spread_s and self._held:
                 await asyncio.sleep(min(0.05, self.spread_s * len(self._held)))
-            if self.pinned and not await self._runs_version_of(room_id):
+            # Pinned, the record is read before the lease, so a room of another version is never
+            # leased here (a lease taken and given back would delay the worker that can run it);
+            # that one read also serves the claim (acquire fails on a room removed since).
+            record = await self.backend.get_room(room_id) if self.pinned else None
+            if record is not None and not self._runs_version(record):
                 return  # left for a worker running its version; never run under other code
             epoch = await self.backend.acquire_lease(room_id, self.id, self.lease_ttl_s)
             if epoch is None:
                 return  # another worker holds it (the sweep retries once its lease expires)
-            record = await self.backend.get_room(room_id)
+            if record is None:
+                record = await self.backend.get_room(room_id)
             if record is None:
                 await self.backend.release_lease(room_id, self.id, epoch)
                 return
@@ -222,13 +227,8 @@ class Worker:
         finally:
             self._starting.pop(room_id, None)
 
-    async def _runs_version_of(self, room_id: str) -> bool:
-        # Checked before taking the lease, so a room of another version is never leased here
-        # (a lease taken and given back would delay the worker that can run it).
+    def _runs_version(self, record: RoomRecord) -> bool:
         # A generic worker (cli/generic.py) runs one pinned worker per version in a child.
-        record = await self.backend.get_room(room_id)
-        if record is None:
-            return True  # gone: the claim finds out and gives up
         version = record.code_version
         return version in ("", self.code_version) or version in self.also_runs
 
