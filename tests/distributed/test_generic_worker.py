@@ -169,3 +169,24 @@ async def test_with_a_deploy_key_a_generic_worker_runs_no_unsigned_or_tampered_b
 def _resealed(sealed: SealedBundle, forged: Bundle) -> bytes:
     # The forger keeps the old signature (without the key they cannot make a new one).
     return msgspec.msgpack.encode(SealedBundle(forged.archive, sealed.signature))
+
+
+async def test_input_wakes_the_generic_worker_only_for_a_version_no_child_runs(tmp_path: Path) -> None:
+    """Inputs to rooms of a running version need no listing of every room (one per input before)."""
+    import sys
+
+    from roomwire.backends import backend_from_url
+    from roomwire.cli.generic import GenericWorker, _Child
+
+    generic = GenericWorker(backend_from_url("memory://"), "memory://", "g-test", "s" * 16, 2.0, None)
+    sleeper = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(30)")
+    try:
+        generic.children["v1"] = _Child("v1", sleeper, tmp_path, time.monotonic())
+        generic._version_of = {"r1": "v1", "r2": "v2", "r0": ""}
+        for room_id, wakes in (("r1", False), ("r0", False), ("r2", True), ("new", True)):
+            generic._wake.clear()
+            generic._on_input(room_id)
+            assert generic._wake.is_set() is wakes, room_id
+    finally:
+        sleeper.kill()
+        await sleeper.wait()

@@ -82,6 +82,7 @@ class GenericWorker:
     _backoff: dict[str, _Backoff] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _entry: dict[str, tuple[str, str]] = field(default_factory=dict)  # version -> (entry, App attribute)
+    _version_of: dict[str, str] = field(default_factory=dict)  # room id -> version, as last listed
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the needed versions running until `stop` is set; then stop every child."""
@@ -110,13 +111,20 @@ class GenericWorker:
         return Path(tempfile.gettempdir()) / f"roomwire-{self.worker_id}"
 
     def _on_input(self, room_id: str) -> None:
-        self._wake.set()  # look now: the room may be of a version no child runs
+        # Look now only when the room may be of a version no child runs (a new room, or one of an
+        # idle version): a full listing on every input would load the engine with the traffic.
+        # A room of no version ("") is never run here (see reconcile).
+        version = self._version_of.get(room_id)
+        if version is None or (version and not self._running(version)):
+            self._wake.set()
 
     async def reconcile(self) -> None:
         """Start children for needed versions and stop those of versions no room needs."""
         waiting = set(await self.backend.rooms_to_run())  # no live lease, and awake or with input
         needed: dict[str, int] = {}
-        for record in await self.backend.list_rooms():
+        records = await self.backend.list_rooms()
+        self._version_of = {r.id: r.code_version for r in records}
+        for record in records:
             version = record.code_version
             if not version:
                 continue  # from before versions: only a worker started with the app's files runs it
