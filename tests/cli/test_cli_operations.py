@@ -161,3 +161,22 @@ async def test_run_with_metrics_and_json_logs(tmp_path: Path) -> None:
     assert isinstance(record["seq"], int)
     assert "ValueError: a bug in the game" in record["exc"]
     assert ref in record["msg"]
+
+
+def test_worker_refuses_a_taken_metrics_port_with_a_message(tmp_path: Path) -> None:
+    """As a gateway does: before, the worker ran without its exporter and failed only at stop."""
+    from click.testing import CliRunner
+
+    from roomwire.cli.main import main
+
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["serve", str(app), "--role", "worker", "--backend", "redis://127.0.0.1:6379/0"]
+        args += ["--secret", "s" * 16, "--metrics-port", str(port), "--host", "127.0.0.1"]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output

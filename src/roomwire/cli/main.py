@@ -287,10 +287,13 @@ def serve(
     # One process on an embedded backend is the only worker there will ever be: pinning would
     # strand the rooms of the code it ran before a restart.
     pinned = not any_version and backend.name not in EMBEDDED
+    where = metrics_host or host
+    if metrics_port is not None:
+        _check_port(where, metrics_port)  # a worker's too: its exporter would fail unseen, in a task
     if role == "worker":
         if metrics and metrics_port is None:
             _fail("a worker serves no HTTP: give it --metrics-port N for its metrics")
-        metrics_at = (metrics_host or host, metrics_port)
+        metrics_at = (where, metrics_port)
         _run_loop(_work(app, backend, worker_id, lease_ttl, spread_s, declared, pinned, metrics_at))
         return
     if metrics and metrics_port is None:
@@ -304,8 +307,6 @@ def serve(
         worker.pinned = pinned
         background.append(lambda: publish_worker_stats(worker, backend))
     if metrics_port is not None:
-        where = metrics_host or host
-        _check_port(where, metrics_port)
         background.append(lambda: _metrics_forever(gateway.metrics_registry, where, metrics_port))
     sock = _bind(host, port)
     _run_loop(_serve(gateway, sock, host, f"app {app.name!r} as {role} on {backend_url}", None, background))
